@@ -1,0 +1,39 @@
+# Mailmoat: `make test` and `make demo` work on a fresh machine; they build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+CORPUS ?= $(SHARED)/corpus/spamassassin
+MODEL ?= data/model.npz
+
+.PHONY: venv test lint typecheck pytest bench demo clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: venv
+	bash bench/run.sh
+
+demo: venv
+	bash examples/demo.sh
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Mailmoat filter pipeline: pure decisions on a message, a policy and facts."""

@@ -1,0 +1,1 @@
+"""Mailmoat replay bench: labelled corpora in, throughput and FP/FN out."""

@@ -1,0 +1,1 @@
+"""Mailmoat quarantine: held mail, retention, release."""

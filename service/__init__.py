@@ -1,0 +1,1 @@
+"""Mailmoat SMTP gateway: sockets, disk, clocks and the command line live here."""

@@ -1,0 +1,1 @@
+"""Mailmoat SLA monitor: service levels computed from event records."""

@@ -1,0 +1,1 @@
+"""Mailmoat test suite; mirrors the package layout."""
