@@ -1,0 +1,297 @@
+"""Mail: an immutable, lazily parsed view of one message and its SMTP envelope.
+
+Parsing uses the stdlib ``email`` parser with the ``compat32`` policy: it is
+several times faster than ``policy.default`` and it records defects instead of
+raising. Every view (headers, text, URLs, attachments) is computed on first
+use, so a stage that only needs the envelope never pays for MIME. No input
+makes a ``Mail`` raise: what cannot be parsed sets ``malformed`` and a defect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import getaddresses, parseaddr
+from functools import cached_property
+from typing import Any
+
+_PARSER = BytesParser(policy=compat32)
+_URL_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""", re.IGNORECASE)
+_TAG_RE = re.compile(r"<[^>]{0,2000}>")
+_IMG_RE = re.compile(r"<img\b", re.IGNORECASE)
+_ENTITY_RE = re.compile(r"&(nbsp|amp|lt|gt|quot|#\d{1,5});", re.IGNORECASE)
+_ENTITIES = {"nbsp": " ", "amp": "&", "lt": "<", "gt": ">", "quot": '"'}
+# Header values longer than this are truncated for matching; the raw bytes stay intact.
+_MAX_HEADER_CHARS = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the SMTP session said about a message, as opposed to its headers."""
+
+    client_ip: str | None = None
+    helo: str | None = None
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """One decoded text part; ``html`` parts keep their markup in ``text``."""
+
+    content_type: str
+    text: str
+
+    @property
+    def html(self) -> bool:
+        return self.content_type == "text/html"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A non-text part: its declared name and type, decoded size, digests and bytes."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @cached_property
+    def md5(self) -> str:
+        """Hex MD5 of the decoded bytes: the digest ClamAV ``.hdb`` signatures use."""
+        return hashlib.md5(self.data, usedforsecurity=False).hexdigest()
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _domain_of(address: str) -> str:
+    """The lower-cased domain of an address, or '' when it has none."""
+    _, _, domain = address.rpartition("@")
+    return domain.strip().strip(">").lower() if "@" in address else ""
+
+
+def _decode_payload(part: Message) -> bytes:
+    """The transfer-decoded payload of a leaf part; broken encodings yield what survives."""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _to_text(data: bytes, charset: str | None) -> str:
+    """Bytes to text in the declared charset, falling back to latin-1 so nothing raises."""
+    if charset:
+        try:
+            return data.decode(charset, "replace")
+        except LookupError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML part, good enough for tokens and word rules."""
+    text = _TAG_RE.sub(" ", html)
+    return _ENTITY_RE.sub(lambda m: _ENTITIES.get(m.group(1).lower(), " "), text)
+
+
+class Mail:
+    """An immutable view of one message; every property is parsed on first use."""
+
+    __slots__ = ("__dict__", "envelope", "raw")
+
+    raw: bytes
+    envelope: Envelope
+
+    def __init__(self, raw: bytes, envelope: Envelope | None = None) -> None:
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "envelope", envelope or Envelope())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Mail is immutable (tried to set {name!r})")
+
+    @classmethod
+    def from_file_bytes(cls, data: bytes, envelope: Envelope | None = None) -> Mail:
+        """A Mail from bytes as stored on disk: an mbox ``From `` line is dropped."""
+        if data.startswith(b"From "):
+            newline = data.find(b"\n")
+            data = data[newline + 1 :] if newline >= 0 else b""
+        return cls(data, envelope)
+
+    # --- parsing --------------------------------------------------------------
+
+    @cached_property
+    def _parsed(self) -> tuple[Message | None, tuple[str, ...]]:
+        try:
+            message = _PARSER.parsebytes(self.raw)
+        except Exception as exc:  # the stdlib parser is not documented to never raise
+            return None, (f"unparsable: {type(exc).__name__}",)
+        defects = [type(d).__name__ for d in message.defects]
+        if b"\x00" in self.raw:
+            defects.append("NulByte")
+        if not message.keys():
+            defects.append("NoHeaders")
+        return message, tuple(defects)
+
+    @property
+    def message(self) -> Message | None:
+        """The stdlib message tree, or None when the bytes could not be parsed at all."""
+        return self._parsed[0]
+
+    @cached_property
+    def defects(self) -> tuple[str, ...]:
+        """Names of every defect the parser found, in the top part and every sub-part."""
+        found = list(self._parsed[1])
+        for part in self._parts:
+            if part is not self.message:
+                found += [type(d).__name__ for d in part.defects]
+        return tuple(found)
+
+    @property
+    def malformed(self) -> bool:
+        """True when the message is not well-formed MIME (it still gets a verdict)."""
+        return bool(self.defects)
+
+    @cached_property
+    def _parts(self) -> tuple[Message, ...]:
+        message = self.message
+        if message is None:
+            return ()
+        try:
+            return tuple(message.walk())
+        except Exception:  # deeply nested or cyclic structures from hostile input
+            return (message,)
+
+    # --- headers --------------------------------------------------------------
+
+    @cached_property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """(name, raw value) pairs in order; names keep their case, values are truncated."""
+        message = self.message
+        if message is None:
+            return ()
+        return tuple((k, str(v)[:_MAX_HEADER_CHARS]) for k, v in message.items())
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, undecoded, or None."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+    def header_all(self, name: str) -> tuple[str, ...]:
+        lname = name.lower()
+        return tuple(v for k, v in self.headers if k.lower() == lname)
+
+    def decoded_header(self, name: str) -> str:
+        """A header with RFC 2047 encoded words decoded; '' when absent or undecodable."""
+        value = self.header(name)
+        if value is None:
+            return ""
+        if "=?" not in value:
+            return value
+        try:
+            return str(make_header(decode_header(value)))
+        except Exception:  # bad encoded words are common in spam; keep the raw text
+            return value
+
+    @cached_property
+    def subject(self) -> str:
+        return self.decoded_header("Subject")
+
+    @cached_property
+    def from_address(self) -> str:
+        """The address in the From header, lower-cased, or ''."""
+        return parseaddr(self.decoded_header("From"))[1].lower()
+
+    @cached_property
+    def sender(self) -> str:
+        """The envelope sender if there is one, else the From address (for lists)."""
+        return (self.envelope.mail_from or self.from_address).strip("<>").lower()
+
+    @property
+    def sender_domain(self) -> str:
+        return _domain_of(self.sender)
+
+    @cached_property
+    def recipients(self) -> tuple[str, ...]:
+        """Envelope recipients, or To/Cc addresses when the envelope has none."""
+        if self.envelope.rcpt_tos:
+            return tuple(r.strip("<>").lower() for r in self.envelope.rcpt_tos)
+        pairs = getaddresses([*self.header_all("To"), *self.header_all("Cc")])
+        return tuple(addr.lower() for _, addr in pairs if "@" in addr)
+
+    # --- body -----------------------------------------------------------------
+
+    @cached_property
+    def _leaves(self) -> tuple[tuple[TextPart, ...], tuple[Attachment, ...]]:
+        texts: list[TextPart] = []
+        attachments: list[Attachment] = []
+        for part in self._parts:
+            if part.is_multipart():
+                continue
+            ctype = part.get_content_type()
+            filename = part.get_filename()
+            disposition = (part.get("Content-Disposition") or "").lower()
+            data = _decode_payload(part)
+            is_attachment = filename is not None or disposition.startswith("attachment")
+            if ctype.startswith("text/") and not is_attachment:
+                texts.append(TextPart(ctype, _to_text(data, part.get_content_charset())))
+            else:
+                attachments.append(Attachment(filename, ctype, data))
+        return tuple(texts), tuple(attachments)
+
+    @property
+    def text_parts(self) -> tuple[TextPart, ...]:
+        return self._leaves[0]
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        return self._leaves[1]
+
+    @cached_property
+    def html(self) -> str:
+        """All HTML parts joined, markup included (for image and link counts)."""
+        return "\n".join(p.text for p in self.text_parts if p.html)
+
+    @cached_property
+    def text(self) -> str:
+        """Visible text of the message: plain parts, and HTML parts stripped of markup."""
+        return "\n".join(html_to_text(p.text) if p.html else p.text for p in self.text_parts)
+
+    @cached_property
+    def urls(self) -> tuple[str, ...]:
+        """Every distinct URL in the text parts (HTML hrefs included), in order."""
+        found = _URL_RE.findall("\n".join(p.text for p in self.text_parts))
+        return tuple(dict.fromkeys(u.rstrip(".,;:!?") for u in found))
+
+    @cached_property
+    def domains(self) -> tuple[str, ...]:
+        """Distinct host names of the URLs in the body, lower-cased."""
+        hosts: dict[str, None] = {}
+        for url in self.urls:
+            rest = url.split("://", 1)[-1]
+            host = re.split(r"[/?#:@]", rest, maxsplit=1)[0].lower().strip(".")
+            if "." in host:
+                hosts[host] = None
+        return tuple(hosts)
+
+    @property
+    def image_count(self) -> int:
+        return len(_IMG_RE.findall(self.html)) + sum(
+            1 for a in self.attachments if a.content_type.startswith("image/")
+        )
