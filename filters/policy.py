@@ -159,9 +159,18 @@ class DomainPolicy(Lists):
     def _lower_users(cls, value: dict[str, UserPolicy]) -> dict[str, UserPolicy]:
         return {k.lower(): v for k, v in value.items()}
 
-    def groups_of(self, address: str) -> list[GroupPolicy]:
-        address = address.lower()
-        return [g for g in self.groups.values() if address in (m.lower() for m in g.members)]
+    @model_validator(mode="after")
+    def _admins(self) -> DomainPolicy:
+        owners: list[UserPolicy | DomainPolicy] = [self, *self.groups.values(), *self.users.values()]
+        for owner in owners:
+            for rule in owner.content_rules:
+                needs = rule.action in (ContentAction.REDIRECT, ContentAction.COPY)
+                if needs and rule.admin is None and self.admin is None:
+                    raise ValueError(
+                        f"content rule {rule.name!r} redirects or copies but neither the rule"
+                        " nor the domain sets `admin`"
+                    )
+        return self
 
 
 class DnsConfig(_Model):

@@ -1,0 +1,56 @@
+"""Sender lists and their scopes: which user, group, domain and global lists apply.
+
+Both the whitelist and the blacklist stage ask the same question, "which list
+of which scope names this sender?", so the matching lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from filters.policy import DomainPolicy, Lists, PolicyConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One set of lists and where it comes from (``user bob@x.test``, ``global``...)."""
+
+    label: str
+    lists: Lists
+
+
+def domain_of(address: str) -> str:
+    """The lower-cased domain part of an address, '' when there is none."""
+    return address.rpartition("@")[2].lower() if "@" in address else ""
+
+
+def match_entry(sender: str, entries: Sequence[str]) -> str | None:
+    """The first entry naming the sender: an exact address, or its domain or a parent of it."""
+    if not sender:
+        return None
+    domain = domain_of(sender)
+    for entry in entries:
+        if "@" in entry:
+            if entry == sender:
+                return entry
+        elif domain == entry or domain.endswith("." + entry):
+            return entry
+    return None
+
+
+def recipient_scopes(
+    config: PolicyConfig, domain: DomainPolicy, recipient: str
+) -> Iterator[Scope]:
+    """Lists that apply to one recipient, most specific first: user, groups, domain."""
+    user = domain.users.get(recipient)
+    if user is not None:
+        yield Scope(f"user {recipient}", user)
+    for name, group in domain.groups.items():
+        if recipient in (m.lower() for m in group.members):
+            yield Scope(f"group {name}", group)
+    yield Scope(f"domain {domain_of(recipient) or 'default'}", domain)
+
+
+def global_scope(config: PolicyConfig) -> Scope:
+    return Scope("global", config)

@@ -1,0 +1,93 @@
+"""The pipeline: one pure function from a message, its facts and a policy to a verdict.
+
+The stage order and the severity rule (SPEC 2.4, 2.6) live in ``_spam`` and
+nowhere else: a whitelist hit ends the spam checks; the blacklist always runs;
+signatures and heuristics run only when the action they are configured to
+take is more severe than the one already chosen, and then supersede it.
+Anti-virus runs first on every message and, when it finds something, decides
+alone. Content control is the customer's own policy and runs last, for
+whitelisted senders too; the more severe of spam and content wins.
+"""
+
+from __future__ import annotations
+
+from filters import antivirus, blacklist, content, heuristics, signatures, whitelist
+from filters.facts import Facts
+from filters.lists import domain_of
+from filters.mail import Mail
+from filters.policy import DomainPolicy
+from filters.runtime import Policy
+from filters.verdict import Action, Category, Hit, Stage, Verdict
+
+
+def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
+    """Decide what happens to ``mail``. No I/O, no clock: the same inputs, the same verdict.
+
+    The policy of the first recipient's domain applies; the gateway hands the
+    pipeline one domain's recipients at a time.
+    """
+    domain = policy.config.domain_policy(domain_of(mail.recipients[0]) if mail.recipients else "")
+    viruses = antivirus.scan(mail, policy.viruses)
+    if viruses:
+        return _virus_verdict(viruses)
+    action, score, hits = _spam(mail, facts, policy, domain)
+    found = content.check(mail, policy.config, domain)
+    hits += found.hits
+    category = Category.SPAM if action > Action.DELIVER else Category.CLEAN
+    redirect_to = domain.redirect_to
+    if found.action > action:
+        action, category, redirect_to = found.action, Category.CONTENT, found.redirect_to
+    return Verdict(
+        action=action,
+        category=category,
+        hits=tuple(hits),
+        score=score,
+        redirect_to=redirect_to if action is Action.REDIRECT else None,
+        copy_to=found.copy_to,
+        subject_tag=domain.subject_tag if action is Action.TAG_SUBJECT else None,
+    )
+
+
+def _spam(
+    mail: Mail, facts: Facts, policy: Policy, domain: DomainPolicy
+) -> tuple[Action, float, list[Hit]]:
+    """The anti-spam stages in contract order, with the "only if more severe" rule."""
+    trusted = whitelist.check(mail, policy.config, domain)
+    if trusted is not None:
+        return Action.DELIVER, 0.0, [trusted]
+    hits = list(blacklist.check(mail, facts, policy.config, domain))
+    action = _most_severe(hits)
+    score = sum(h.score for h in hits)
+    if domain.actions.signatures > action:
+        found = signatures.check(
+            mail, policy.signatures, domain.actions.signatures, policy.config.signatures.fuzzy_distance
+        )
+        hits += found
+        action = max(action, _most_severe(found))
+        score += sum(h.score for h in found)
+    if domain.heuristics.top_action > action:
+        found, heuristic_score = heuristics.check(mail, policy.model, domain.heuristics)
+        hits += found
+        action = max(action, _most_severe(found))
+        score += heuristic_score
+    return action, score, hits
+
+
+def _most_severe(hits: list[Hit] | tuple[Hit, ...]) -> Action:
+    return max((h.action for h in hits), default=Action.DELIVER)
+
+
+def _virus_verdict(viruses: tuple[antivirus.VirusFinding, ...]) -> Verdict:
+    """Mass-mailers are deleted at once; other infected mail goes to the virus quarantine."""
+    hits = tuple(
+        Hit(
+            "VIRUS_MASS_MAILER" if v.mass_mailer else "VIRUS_FOUND",
+            Stage.ANTIVIRUS,
+            f"{v.name} in {v.where}",
+            0.0,
+            Action.DELETE if v.mass_mailer else Action.QUARANTINE,
+        )
+        for v in viruses
+    )
+    action = Action.DELETE if all(v.mass_mailer for v in viruses) else Action.QUARANTINE
+    return Verdict(action=action, category=Category.VIRUS, hits=hits, viruses=viruses)

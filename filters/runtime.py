@@ -1,0 +1,45 @@
+"""Policy: the validated configuration together with the databases it names, loaded once.
+
+The pipeline reads a ``Policy`` and never touches a file; loading (and
+reloading) the signature files and the model happens here, at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from filters.antivirus import VirusDatabase
+from filters.model import TokenModel
+from filters.policy import PolicyConfig, load_policy
+from filters.signatures import SignatureDatabase
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything ``evaluate`` needs besides the message and its facts."""
+
+    config: PolicyConfig
+    viruses: VirusDatabase
+    signatures: SignatureDatabase
+    model: TokenModel | None
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig, *, model: Path | None = None) -> Policy:
+        """Load every file the config names; ``model`` overrides the config's model path."""
+        av = config.antivirus
+        viruses = VirusDatabase.load(
+            av.signature_files, mass_mailer=av.mass_mailer, never_release=av.never_release
+        )
+        sigs = config.signatures.file
+        model_path = model or config.model
+        return cls(
+            config=config,
+            viruses=viruses,
+            signatures=SignatureDatabase.load(sigs) if sigs else SignatureDatabase.empty(),
+            model=TokenModel.load(model_path) if model_path else None,
+        )
+
+    @classmethod
+    def load(cls, path: Path, *, model: Path | None = None) -> Policy:
+        return cls.from_config(load_policy(path), model=model)
