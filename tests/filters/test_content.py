@@ -1,0 +1,76 @@
+"""Content control: each condition, every action, and the scopes rules come from."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters import content
+from filters.policy import parse_policy
+from filters.verdict import Action
+from tests.mailfactory import make_mail
+
+EXE = (("setup.exe", "application/octet-stream", b"MZ" + b"\x00" * 100),)
+BIG = (("video.mp4", "video/mp4", b"\x00" * 5000),)
+
+
+def _config(rule: dict[str, object], where: str = "domain") -> content.PolicyConfig:
+    domain: dict[str, object] = {"admin": "admin@example.test"}
+    if where == "domain":
+        domain["content_rules"] = [rule]
+    elif where == "user":
+        domain["users"] = {"bob@example.test": {"content_rules": [rule]}}
+    else:
+        domain["groups"] = {"ops": {"members": ["bob@example.test"], "content_rules": [rule]}}
+    return parse_policy({"domains": {"example.test": domain}})
+
+
+@pytest.mark.parametrize(
+    ("rule", "mail_kwargs", "matches"),
+    [
+        ({"header": "Subject", "pattern": "^urgent"}, {"subject": "URGENT: pay now"}, True),
+        ({"header": "Subject", "pattern": "^urgent"}, {"subject": "not urgent"}, False),
+        ({"header": "X-Mailer", "pattern": "bulk"}, {}, False),
+        ({"words": ["confidential", "secret"]}, {"body": "This is Confidential."}, True),
+        ({"words": ["secret"]}, {"body": "secretary meeting"}, False),
+        ({"attachment_types": [".exe"]}, {"attachments": EXE}, True),
+        ({"attachment_types": ["application/octet-stream"]}, {"attachments": EXE}, True),
+        ({"attachment_types": [".exe"]}, {"attachments": BIG}, False),
+        ({"attachment_min_size": 4096}, {"attachments": BIG}, True),
+        ({"attachment_min_size": 4096}, {"attachments": EXE}, False),
+        ({"words": ["secret"], "attachment_types": [".exe"]},
+         {"body": "secret", "attachments": BIG}, False),
+    ],
+)
+def test_conditions(rule: dict[str, object], mail_kwargs: dict[str, object], matches: bool) -> None:
+    config = _config({"name": "r", "action": "log", **rule})
+    outcome = content.check(make_mail(**mail_kwargs), config, config.domain_policy("example.test"))  # type: ignore[arg-type]
+    assert bool(outcome.hits) is matches
+
+
+@pytest.mark.parametrize(
+    ("action", "expected", "redirect", "copies"),
+    [
+        ("delete", Action.DELETE, None, ()),
+        ("redirect", Action.REDIRECT, "admin@example.test", ()),
+        ("copy", Action.DELIVER, None, ("admin@example.test",)),
+        ("tag_header", Action.TAG_HEADER, None, ()),
+        ("log", Action.DELIVER, None, ()),
+    ],
+)
+def test_actions(action: str, expected: Action, redirect: str | None, copies: tuple[str, ...]) -> None:
+    config = _config({"name": "exe", "attachment_types": [".exe"], "action": action})
+    outcome = content.check(make_mail(attachments=EXE), config, config.domain_policy("example.test"))
+    (hit,) = outcome.hits
+    assert hit.symbol == "CONTENT_RULE" and "'exe'" in hit.reason
+    assert (outcome.action, outcome.redirect_to, outcome.copy_to) == (expected, redirect, copies)
+
+
+@pytest.mark.parametrize("where", ["domain", "user", "group"])
+def test_rule_scopes(where: str) -> None:
+    config = _config({"name": "exe", "attachment_types": [".exe"], "action": "delete"}, where)
+    domain = config.domain_policy("example.test")
+    assert content.check(make_mail(attachments=EXE), config, domain).action is Action.DELETE
+    other = make_mail(attachments=EXE, to=("eve@example.test",))
+    assert content.check(other, config, domain).action is (
+        Action.DELETE if where == "domain" else Action.DELIVER
+    )

@@ -1,0 +1,88 @@
+"""Mail parsing: the views stages rely on, and no exception on any malformed input."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters.mail import Envelope, Mail
+from tests.mailfactory import make_mail
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def test_views_of_a_multipart_message() -> None:
+    mail = make_mail(
+        "See https://docs.example.org/guide and www.Shop.example/buy now.",
+        html='<p>Hi <img src="x.gif"> <a href="http://198.51.100.7/x">go</a></p>',
+        attachments=(("report.pdf", "application/pdf", b"%PDF-1.4 data"),),
+    )
+    assert mail.subject == "Planning meeting"
+    assert mail.sender == "alice@partner.example"
+    assert mail.recipients == ("bob@example.test",)
+    assert [p.content_type for p in mail.text_parts] == ["text/plain", "text/html"]
+    assert "https://docs.example.org/guide" in mail.urls
+    assert mail.domains == ("docs.example.org", "www.shop.example", "198.51.100.7")
+    assert mail.image_count == 1
+    (pdf,) = mail.attachments
+    assert (pdf.filename, pdf.content_type, pdf.size) == ("report.pdf", "application/pdf", 13)
+    assert len(pdf.md5) == 32 and len(pdf.sha256) == 64
+    assert "Hi" in mail.text and "<p>" not in mail.text
+    assert not mail.malformed
+
+
+def test_mail_is_immutable() -> None:
+    mail = make_mail()
+    with pytest.raises(AttributeError):
+        mail.raw = b""  # type: ignore[misc]
+
+
+def test_encoded_subject_is_decoded() -> None:
+    mail = Mail(b"Subject: =?utf-8?B?w6ljb2xl?=\nFrom: a@b.example\n\nbody\n")
+    assert mail.subject == "école"
+
+
+def test_mbox_from_line_is_dropped() -> None:
+    mail = Mail.from_file_bytes(b"From someone  Thu Aug 22 12:36:23 2002\nSubject: hi\n\nx\n")
+    assert mail.subject == "hi"
+
+
+def test_recipients_fall_back_to_headers_without_envelope() -> None:
+    mail = Mail(b"To: A <a@x.example>, b@y.example\nCc: c@z.example\n\nbody\n")
+    assert mail.recipients == ("a@x.example", "b@y.example", "c@z.example")
+
+
+MALFORMED = {
+    "truncated multipart": b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhalf',
+    "bad base64": b"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!$$$not base64===\n",
+    "unknown charset": b"Content-Type: text/plain; charset=x-no-such\n\n\xff\xfe caf\xe9\n",
+    "nul bytes": b"Subject: a\x00b\n\n\x00\x00\x00body\x00\n",
+    "endless header": b"Subject: " + b"A" * 1_000_000 + b"\n\nbody\n",
+    "no header separator": b"this is not a header at all\nnor this\n",
+    "empty": b"",
+    "binary garbage": bytes(range(256)) * 50,
+    "bad encoded word": b"Subject: =?utf-8?Q?=ZZ=?= =?bogus?B?x?=\n\nbody\n",
+    "nested without end": b'Content-Type: multipart/mixed; boundary="a"\n\n--a\nContent-Type: multipart/alternative; boundary="b"\n\n--b\n',
+    "header line only": b"From:",
+}
+
+
+@pytest.mark.parametrize("raw", list(MALFORMED.values()), ids=list(MALFORMED))
+def test_malformed_input_never_raises(raw: bytes) -> None:
+    mail = Mail(raw, Envelope(rcpt_tos=("bob@example.test",)))
+    # Touch every view a stage may use: none of them may raise.
+    views = (mail.headers, mail.subject, mail.sender, mail.text, mail.html, mail.urls)
+    assert views is not None
+    assert mail.domains is not None and mail.attachments is not None and mail.defects is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [MALFORMED["nul bytes"], MALFORMED["no header separator"], MALFORMED["truncated multipart"]],
+)
+def test_malformed_input_is_marked(raw: bytes) -> None:
+    assert Mail(raw).malformed
+
+
+def test_long_header_value_is_truncated_for_matching() -> None:
+    mail = Mail(MALFORMED["endless header"])
+    assert len(mail.subject) <= 16_384
