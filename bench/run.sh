@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark; results land as JSON in bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+CORPUS=${CORPUS:-../shared/corpus/spamassassin}
+if [ ! -d "$CORPUS" ]; then
+  echo "bench: corpus $CORPUS not found; benchmarks need the shared corpus" >&2
+  exit 1
+fi
+mkdir -p bench/results
+"$PY" bench/throughput.py --corpus "$CORPUS"
+"$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json

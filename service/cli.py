@@ -1,0 +1,135 @@
+"""The ``mailmoat`` command line: one entry point, one small function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from filters.facts import NO_FACTS
+from filters.mail import Mail
+from filters.model import ModelError, train
+from filters.pipeline import evaluate
+from filters.policy import PolicyConfig, PolicyError
+from filters.runtime import Policy
+from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
+from loadtest.evaluation import evaluate_corpus
+
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    model = getattr(args, "model", None)
+    if args.policy is None:
+        return Policy.from_config(PolicyConfig(), model=model)
+    return Policy.load(args.policy, model=model)
+
+
+def _report_error(error: CorpusError) -> None:
+    errors.print(f"[yellow]skipped[/] {error}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the token model on a labelled corpus and save it."""
+    samples = [
+        (Mail.from_file_bytes(item.data), item.label == "spam")
+        for item in read_corpus(args.corpus, args.labels, on_error=_report_error)
+        if item.label is not None
+    ]
+    model = train(samples, seed=args.seed, corpus=str(args.corpus))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.out)
+    spam = sum(1 for _, is_spam in samples if is_spam)
+    console.print(
+        f"trained on {len(samples) - spam} ham + {spam} spam, "
+        f"{len(model.weights)} tokens -> {args.out}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Run the pure pipeline on every message of a corpus and report accuracy and speed."""
+    policy = _policy(args)
+    items = read_corpus(args.corpus, args.labels, on_error=_report_error)
+    run = evaluate_corpus(items, policy)
+    report = run.to_dict()
+    table = Table(title=f"evaluate {args.corpus}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in run.summary_rows():
+        table.add_row(key, value)
+    console.print(table)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"report written to {args.json}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Print the verdict and every hit for each message file."""
+    policy = _policy(args)
+    status = 0
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            errors.print(f"[red]{path}: cannot read: {exc.strerror}[/]")
+            status = 1
+            continue
+        verdict = evaluate(Mail.from_file_bytes(data), NO_FACTS, policy)
+        console.print(f"[bold]{path}[/]: ", end="")
+        console.print(verdict.explain(), markup=False, highlight=False)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailmoat", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def corpus_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--corpus", type=Path, required=True, help="corpus directory or index file")
+        p.add_argument("--labels", type=Path, help="index file, relative to the corpus directory")
+
+    def policy_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--policy", type=Path, help="policy file (TOML or YAML)")
+        p.add_argument("--model", type=Path, help="token model; overrides the policy's model")
+
+    p = sub.add_parser("train", help="train the statistical token model")
+    corpus_args(p)
+    p.add_argument("--out", type=Path, required=True, help="where to write the model (.npz)")
+    p.add_argument("--seed", type=int, default=None, help="recorded in the model's metadata")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="run the pipeline over a labelled corpus")
+    corpus_args(p)
+    policy_args(p)
+    p.add_argument("--json", type=Path, help="also write the report as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("scan", help="print verdicts and hits for message files")
+    p.add_argument("files", type=Path, nargs="+", help="raw RFC 822 message files")
+    policy_args(p)
+    p.set_defaults(func=cmd_scan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (PolicyError, ModelError, CorpusFormatError, ValueError) as exc:
+        errors.print(f"[red]mailmoat {args.command}: {exc}[/]")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
