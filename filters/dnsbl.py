@@ -35,8 +35,8 @@ MAX_DOMAINS_PER_MESSAGE = 20
 """Names looked up per domain zone and message, so hostile mail cannot cause a query storm."""
 
 _LISTING_NET = ipaddress.IPv4Network("127.0.0.0/8")
-# Letters, digits and hyphens; the last label must start with a letter, which
-# leaves out IP literals such as http://192.0.2.1/.
+# Letters, digits, hyphens and the underscores browsers accept; the last label
+# must start with a letter, which leaves out IP literals such as http://192.0.2.1/.
 _HOSTNAME = re.compile(
     r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?"
 )
