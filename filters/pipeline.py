@@ -17,7 +17,7 @@ from filters.lists import domain_of
 from filters.mail import Mail
 from filters.policy import DomainPolicy
 from filters.runtime import Policy
-from filters.verdict import Action, Category, Hit, Stage, Verdict
+from filters.verdict import Action, Category, Hit, Stage, Verdict, VirusFinding
 
 
 def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
@@ -77,7 +77,7 @@ def _most_severe(hits: list[Hit] | tuple[Hit, ...]) -> Action:
     return max((h.action for h in hits), default=Action.DELIVER)
 
 
-def _virus_verdict(viruses: tuple[antivirus.VirusFinding, ...]) -> Verdict:
+def _virus_verdict(viruses: tuple[VirusFinding, ...]) -> Verdict:
     """Mass-mailers are deleted at once; other infected mail goes to the virus quarantine."""
     hits = tuple(
         Hit(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from filters.verdict import Action
 
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
 _ADDRESS_OR_DOMAIN = re.compile(r"^(?:[^@\s]+@)?@?[a-z0-9*](?:[a-z0-9.*-]*[a-z0-9])?$")
 
 
@@ -196,6 +197,15 @@ class DnsblZone(_Model):
     action: Action | None = Field(None, description="action of a listing; default domain's dnsbl")
 
     _parse = field_validator("action", mode="before")(_parse_action)
+
+    @field_validator("zone")
+    @classmethod
+    def _zone_name(cls, value: str) -> str:
+        zone = value.strip().strip(".").lower()
+        labels = zone.split(".")
+        if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+            raise ValueError(f"{value!r} is not a DNS zone name")
+        return zone
 
 
 class AntivirusConfig(_Model):
