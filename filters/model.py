@@ -1,0 +1,213 @@
+"""The token model: an L2-regularised logistic regression over token presence, in numpy.
+
+Each message becomes a set of tokens (body words, subject words, selected
+header words prefixed with the header name, header names present, URL hosts,
+attachment types). Training fits one weight per token seen in at least
+``min_df`` training messages; scoring is a dict lookup per token and a sigmoid,
+so it needs no numpy at all. A vocabulary (not hashing) keeps the saved model
+explainable: every weight has its token next to it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from filters.mail import Mail
+
+MODEL_VERSION = 1
+_WORD_RE = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
+_TAG_RE = re.compile(r"<([a-z]{1,10})\b")
+# Early Received headers carry the relay path; the rest repeat our own hops.
+_MAX_RECEIVED = 6
+_MAX_HEADER = 400
+# Text beyond this is rarely informative and would make huge messages slow.
+_MAX_TEXT = 30_000
+
+
+class ModelError(ValueError):
+    """A model file is missing, corrupt or of another version; the message names the file."""
+
+
+def tokens(mail: Mail) -> set[str]:
+    """The distinct tokens of a message; prefixes keep header and body words apart.
+
+    Every header contributes its name (``h:x-mailer``) and its words prefixed
+    with the name (``received:smtp.example.com``): relay paths and mailers tell
+    bulk senders from people better than any body word.
+    """
+    out: set[str] = set()
+    received = 0
+    for name, value in mail.headers:
+        lname = name.lower()
+        out.add("h:" + lname)
+        if lname == "received":
+            received += 1
+            if received > _MAX_RECEIVED:
+                continue
+        out.update(lname + ":" + w for w in _WORD_RE.findall(value[:_MAX_HEADER].lower()))
+    out.update("subject:" + w for w in _WORD_RE.findall(mail.subject.lower()))
+    out.update(_WORD_RE.findall(mail.text[:_MAX_TEXT].lower()))
+    out.update("tag:" + t for t in _TAG_RE.findall(mail.html[:_MAX_TEXT].lower()))
+    for host in mail.domains:
+        out.add("url:" + host)
+        out.add("urld:" + ".".join(host.rsplit(".", 2)[-2:]))
+    for attachment in mail.attachments:
+        out.add("att:" + attachment.content_type)
+        if attachment.filename and "." in attachment.filename:
+            out.add("attext:" + attachment.filename.rsplit(".", 1)[1].lower()[:10])
+    return out
+
+
+@dataclass(frozen=True)
+class TokenModel:
+    """Token weights plus a bias; ``spam_probability`` is the logistic of their sum.
+
+    The sum is divided by ``temperature`` first: a regularised regression on
+    thousands of tokens is over-confident, and a softer probability leaves room
+    for rule scores to move a message across a policy threshold.
+    """
+
+    weights: dict[str, float]
+    bias: float
+    metadata: dict[str, str]
+    temperature: float = 3.0
+
+    def logit(self, mail: Mail) -> float:
+        return self.bias + sum(map(self.weights.get, tokens(mail), repeat(0.0)))
+
+    def spam_probability(self, mail: Mail) -> float:
+        z = self.logit(mail) / self.temperature
+        # Clamp so exp never overflows on an extreme message.
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def save(self, path: Path) -> None:
+        vocab = sorted(self.weights)
+        meta = sorted(self.metadata.items())
+        with path.open("wb") as fh:
+            np.savez_compressed(
+                fh,
+                version=np.array(MODEL_VERSION),
+                vocabulary=np.array(vocab, dtype=np.str_),
+                weights=np.array([self.weights[t] for t in vocab], dtype=np.float32),
+                bias=np.array(self.bias),
+                temperature=np.array(self.temperature),
+                meta_keys=np.array([k for k, _ in meta], dtype=np.str_),
+                meta_values=np.array([v for _, v in meta], dtype=np.str_),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> TokenModel:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                version = int(data["version"])
+                if version != MODEL_VERSION:
+                    raise ModelError(
+                        f"{path}: model version {version}, this build reads version "
+                        f"{MODEL_VERSION}; retrain it with `mailmoat train`"
+                    )
+                vocab = data["vocabulary"].tolist()
+                weights = data["weights"].astype(float).tolist()
+                meta = dict(
+                    zip(data["meta_keys"].tolist(), data["meta_values"].tolist(), strict=True)
+                )
+                bias = float(data["bias"])
+                temperature = float(data["temperature"])
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model file not found") from None
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, ModelError):
+                raise
+            raise ModelError(f"{path}: not a readable model file: {exc}") from None
+        if len(vocab) != len(weights):
+            raise ModelError(f"{path}: vocabulary and weights differ in length")
+        return cls(dict(zip(vocab, weights, strict=True)), bias, meta, temperature)
+
+
+def _fit(
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    y: npt.NDArray[np.float64],
+    n_features: int,
+    l2: float,
+    epochs: int,
+) -> tuple[npt.NDArray[np.float64], float]:
+    """Full-batch Adam on the mean log loss plus ``l2 * |w|^2``; the problem is convex."""
+    n = len(y)
+    w = np.zeros(n_features)
+    b = math.log((y.mean() + 1e-3) / (1 - y.mean() + 1e-3))
+    m = np.zeros(n_features + 1)
+    v = np.zeros(n_features + 1)
+    lr, beta1, beta2 = 0.05, 0.9, 0.999
+    for step in range(1, epochs + 1):
+        z = b + np.bincount(rows, weights=w[cols], minlength=n)
+        err = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))) - y
+        grad = np.empty(n_features + 1)
+        grad[:-1] = np.bincount(cols, weights=err[rows], minlength=n_features) / n + 2 * l2 * w
+        grad[-1] = err.mean()
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad * grad
+        update = lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + 1e-8)
+        w -= update[:-1]
+        b -= float(update[-1])
+    return w, b
+
+
+def train(
+    samples: Iterable[tuple[Mail, bool]],
+    *,
+    l2: float = 1e-4,
+    min_df: int = 2,
+    epochs: int = 300,
+    temperature: float = 3.0,
+    seed: int | None = None,
+    corpus: str = "",
+) -> TokenModel:
+    """Fit a model on (mail, is_spam) pairs; ``seed`` and ``corpus`` are only recorded."""
+    docs: list[set[str]] = []
+    labels: list[bool] = []
+    for mail, is_spam in samples:
+        docs.append(tokens(mail))
+        labels.append(is_spam)
+    if not docs or all(labels) or not any(labels):
+        raise ValueError("training needs at least one ham and one spam message")
+    df: dict[str, int] = {}
+    for doc in docs:
+        for token in doc:
+            df[token] = df.get(token, 0) + 1
+    vocab = {t: i for i, t in enumerate(sorted(t for t, c in df.items() if c >= min_df))}
+    rows_l: list[int] = []
+    cols_l: list[int] = []
+    for r, doc in enumerate(docs):
+        ids = [vocab[t] for t in doc if t in vocab]
+        cols_l += ids
+        rows_l += [r] * len(ids)
+    y = np.array(labels, dtype=np.float64)
+    w, b = _fit(np.array(rows_l), np.array(cols_l), y, len(vocab), l2, epochs)
+    # Drop near-zero weights: they change no decision and bloat the lookup table.
+    weights = {t: float(w[i]) for t, i in vocab.items() if abs(w[i]) > 1e-3}
+    params: dict[str, Any] = {
+        "l2": l2,
+        "min_df": min_df,
+        "epochs": epochs,
+        "temperature": temperature,
+    }
+    metadata = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ham": str(len(labels) - int(y.sum())),
+        "spam": str(int(y.sum())),
+        "seed": "" if seed is None else str(seed),
+        "corpus": corpus,
+        "parameters": ", ".join(f"{k}={v}" for k, v in params.items()),
+    }
+    return TokenModel(weights, b, metadata, temperature)
