@@ -267,7 +267,7 @@ class PolicyConfig(Lists):
         )
 
 
-def _format_errors(source: str, exc: ValidationError) -> str:
+def format_validation_errors(source: str, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -297,7 +297,7 @@ def parse_policy(data: dict[str, Any], source: str = "<policy>") -> PolicyConfig
     try:
         return PolicyConfig.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(_format_errors(source, exc)) from None
+        raise PolicyError(format_validation_errors(source, exc)) from None
 
 
 def load_policy(path: Path) -> PolicyConfig:

@@ -1,0 +1,169 @@
+"""Gateway configuration: one validated file (TOML or YAML) plus ``MAILMOAT_*`` overrides.
+
+Environment overrides use ``__`` between keys, so ``MAILMOAT_SMTP__PORT=2600``
+sets ``[smtp] port``; values are read as TOML scalars (``2600``, ``true``,
+``"text"``) and fall back to plain strings. Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from filters.policy import PolicyError, format_validation_errors, read_document
+
+ENV_PREFIX = "MAILMOAT_"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
+
+
+class ConfigError(ValueError):
+    """The gateway config is missing or invalid; the message names the file and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SmtpConfig(_Section):
+    host: str = Field("127.0.0.1", description="address the SMTP listener binds")
+    port: int = Field(2525, ge=0, le=65535, description="SMTP port; 0 picks a free one")
+    hostname: str = Field("mailmoat.localhost", description="name in the banner, EHLO and DSNs")
+    max_message_size: int = Field(26_214_400, ge=1024, description="bytes; larger gets 552")
+    max_recipients: int = Field(100, ge=1, description="RCPT TOs per message; more get 452")
+    max_line_length: int = Field(1001, ge=80, description="octets per line incl. CRLF (RFC 5321)")
+    max_commands: int = Field(100, ge=10, description="per-command limit per session, 421 beyond")
+    timeout: float = Field(300.0, gt=0, description="seconds of client silence before 421")
+    tls_cert: Path | None = Field(None, description="PEM certificate; enables STARTTLS")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
+
+
+class BasicAuth(_Section):
+    username: str
+    password: str
+
+
+class HttpConfig(_Section):
+    host: str = Field("127.0.0.1", description="address the HTTP server binds")
+    port: int = Field(8025, ge=0, le=65535, description="HTTP port; 0 picks a free one")
+    metrics_basic_auth: BasicAuth | None = Field(None, description="protect /metrics (basic)")
+    metrics_bearer_token: str | None = Field(None, description="protect /metrics (bearer)")
+
+
+class StoreConfig(_Section):
+    path: Path = Field(Path("data/mailmoat.db"), description="SQLite database file")
+
+
+class DeliveryConfig(_Section):
+    retry_base: float = Field(60.0, gt=0, description="first retry delay, seconds")
+    retry_cap: float = Field(3600.0, gt=0, description="longest retry delay, seconds")
+    max_age: float = Field(7 * 86400.0, gt=0, description="give up and delete after, seconds")
+    timeout: float = Field(60.0, gt=0, description="seconds per SMTP delivery attempt")
+    concurrency: int = Field(20, ge=1, description="deliveries in flight at once")
+
+
+class FilterConfig(_Section):
+    policy: Path | None = Field(None, description="policy file; none: built-in defaults")
+    model: Path | None = Field(None, description="token model; overrides the policy's model")
+    processes: int = Field(1, ge=0, description="filter processes; 0 filters in a thread")
+    concurrency: int = Field(8, ge=1, description="messages filtered at once")
+
+
+class DomainConfig(_Section):
+    downstream: str | None = Field(None, description="host:port of the customer's server; MX if unset")
+    contact: str | None = Field(None, description="customer address for queue alerts")
+
+    @field_validator("downstream")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not host:port")
+        return value
+
+    @property
+    def route(self) -> tuple[str, int] | None:
+        if self.downstream is None:
+            return None
+        host, _, port = self.downstream.rpartition(":")
+        return host, int(port)
+
+
+class GatewayConfig(_Section):
+    """The whole gateway file; ``domains`` are the registered (accepted) domains."""
+
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    domains: dict[str, DomainConfig] = Field(default_factory=dict)
+
+    @field_validator("domains")
+    @classmethod
+    def _lower(cls, value: dict[str, DomainConfig]) -> dict[str, DomainConfig]:
+        return {k.lower().strip("."): v for k, v in value.items()}
+
+    def routes(self) -> dict[str, tuple[str, int]]:
+        return {d: c.route for d, c in self.domains.items() if c.route is not None}
+
+    def resolve_paths(self, base: Path) -> GatewayConfig:
+        """Relative paths in the file are relative to the file's folder."""
+
+        def fix(path: Path | None) -> Path | None:
+            return None if path is None or path.is_absolute() else base / path
+
+        return self.model_copy(
+            update={
+                "smtp": self.smtp.model_copy(
+                    update={"tls_cert": fix(self.smtp.tls_cert), "tls_key": fix(self.smtp.tls_key)}
+                ),
+                "filter": self.filter.model_copy(
+                    update={"policy": fix(self.filter.policy), "model": fix(self.filter.model)}
+                ),
+            }
+        )
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of ``data`` with every ``MAILMOAT_A__B=value`` set at key ``a.b``."""
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = name.removeprefix(ENV_PREFIX).lower().split("__")
+        node = merged
+        for key in keys[:-1]:
+            child = node.get(key)
+            node[key] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[keys[-1]] = _scalar(value)
+    return merged
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read ``path`` (the shipped example when None), apply env overrides, validate."""
+    path = path or EXAMPLE
+    try:
+        data = read_document(path)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    data = apply_env(data, os.environ if environ is None else environ)
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_errors(str(path), exc)) from None
+    return config.resolve_paths(path.parent)
