@@ -108,30 +108,45 @@ class TokenModel:
 
     @classmethod
     def load(cls, path: Path) -> TokenModel:
+        arrays = _read_arrays(path)
+        version = int(arrays["version"]) if "version" in arrays else None
+        if version != MODEL_VERSION:
+            raise ModelError(
+                f"{path}: model version {version}, this build reads version "
+                f"{MODEL_VERSION}; retrain it with `mailmoat train`"
+            )
         try:
-            with np.load(path, allow_pickle=False) as data:
-                version = int(data["version"])
-                if version != MODEL_VERSION:
-                    raise ModelError(
-                        f"{path}: model version {version}, this build reads version "
-                        f"{MODEL_VERSION}; retrain it with `mailmoat train`"
-                    )
-                vocab = data["vocabulary"].tolist()
-                weights = data["weights"].astype(float).tolist()
-                meta = dict(
-                    zip(data["meta_keys"].tolist(), data["meta_values"].tolist(), strict=True)
-                )
-                bias = float(data["bias"])
-                temperature = float(data["temperature"])
-        except FileNotFoundError:
-            raise ModelError(f"{path}: model file not found") from None
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, ModelError):
-                raise
-            raise ModelError(f"{path}: not a readable model file: {exc}") from None
+            vocab = arrays["vocabulary"].tolist()
+            weights = arrays["weights"].astype(float).tolist()
+            meta = dict(
+                zip(arrays["meta_keys"].tolist(), arrays["meta_values"].tolist(), strict=True)
+            )
+            bias = float(arrays["bias"])
+            temperature = float(arrays["temperature"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelError(f"{path}: not a model file: bad or missing {exc}") from None
         if len(vocab) != len(weights):
             raise ModelError(f"{path}: vocabulary and weights differ in length")
         return cls(dict(zip(vocab, weights, strict=True)), bias, meta, temperature)
+
+
+def _read_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """Every array of an ``.npz`` file; anything else raises ``ModelError`` naming the file."""
+    try:
+        with path.open("rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ModelError(f"{path}: not a model file (a single array, not an .npz)")
+            with data:
+                return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a readable model file: {exc}") from None
+    except ValueError as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"{path}: not a readable model file: {exc}") from None
 
 
 def _fit(

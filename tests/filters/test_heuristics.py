@@ -1,0 +1,62 @@
+"""The heuristics stage adds rule and model scores and asks for the policy's action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from filters import heuristics
+from filters.mail import Mail
+from filters.model import TokenModel
+from filters.policy import HeuristicsPolicy
+from filters.verdict import Action, Stage
+
+PLAIN = b"From: a@example.org\nDate: Mon, 02 Sep 2002 10:00:00 +0000\nMessage-ID: <1@x>\n\nhello\n"
+NO_DATE = b"From: a@example.org\nMessage-ID: <1@x>\n\nhello\n"
+
+
+@dataclass(frozen=True)
+class FixedModel(TokenModel):
+    """A model whose probability is fixed, so scores are easy to check by hand."""
+
+    p: float = 0.5
+
+    def spam_probability(self, mail: Mail) -> float:
+        return self.p
+
+
+def fixed(p: float) -> FixedModel:
+    return FixedModel({}, 0.0, {}, p=p)
+
+
+def test_plain_message_without_model_scores_zero() -> None:
+    hits, total = heuristics.check(Mail(PLAIN), None, HeuristicsPolicy())
+    assert hits == () and total == 0.0
+
+
+def test_rule_hit_and_model_contribution_add_up() -> None:
+    hits, total = heuristics.check(Mail(NO_DATE), fixed(0.75), HeuristicsPolicy())
+    scores = {h.symbol: h.score for h in hits}
+    assert scores == {"MISSING_DATE": 1.0, "HEURISTIC_MODEL": 5.0, "HEURISTIC_SPAM": 0.0}
+    assert total == 6.0
+    assert all(h.stage is Stage.HEURISTICS for h in hits)
+    spam = hits[-1]
+    assert spam.action is Action.TAG_HEADER and "6.00" in spam.reason
+    assert all(h.action is Action.DELIVER for h in hits[:-1])
+    assert "0.750" in hits[1].reason
+
+
+def test_quarantine_threshold_and_sure_ham() -> None:
+    hits, total = heuristics.check(Mail(PLAIN), fixed(0.9), HeuristicsPolicy())
+    assert total == 8.0 and hits[-1].action is Action.QUARANTINE
+    hits, total = heuristics.check(Mail(PLAIN), fixed(0.0), HeuristicsPolicy())
+    assert total == -10.0 and [h.symbol for h in hits] == ["HEURISTIC_MODEL"]
+
+
+def test_policy_overrides_and_disables_rule_scores() -> None:
+    policy = HeuristicsPolicy(rule_scores={"MISSING_DATE": 4.5})
+    hits, total = heuristics.check(Mail(NO_DATE), None, policy)
+    assert total == 4.5 and hits[0].score == 4.5
+    hits, total = heuristics.check(
+        Mail(NO_DATE), None, HeuristicsPolicy(rule_scores={"MISSING_DATE": 0})
+    )
+    assert hits == () and total == 0.0

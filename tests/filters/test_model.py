@@ -1,0 +1,128 @@
+"""The token model learns a tiny synthetic corpus, survives a save/load round trip, and
+refuses files it cannot trust; one test checks its ranking quality on the shared corpus."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from filters.mail import Mail
+from filters.metrics import roc_auc
+from filters.model import MODEL_VERSION, ModelError, TokenModel, tokens, train
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "spamassassin"
+HAM_WORDS = [
+    "meeting",
+    "agenda",
+    "patch",
+    "review",
+    "kernel",
+    "build",
+    "lunch",
+    "minutes",
+    "release",
+    "notes",
+]
+SPAM_WORDS = [
+    "viagra",
+    "winner",
+    "lottery",
+    "cheap",
+    "pills",
+    "casino",
+    "prize",
+    "mortgage",
+    "refinance",
+    "unclaimed",
+]
+
+
+def message(words: list[str], sender: str) -> Mail:
+    body = " ".join(words)
+    return Mail(f"From: {sender}\nSubject: {words[0]} {words[1]}\n\n{body}\n".encode())
+
+
+def synthetic(n: int, seed: int = 1) -> list[tuple[Mail, bool]]:
+    rng = random.Random(seed)
+    samples = []
+    for i in range(n):
+        spam = i % 2 == 1
+        vocab = SPAM_WORDS if spam else HAM_WORDS
+        sender = "deals@bulk.example" if spam else "dev@lists.example.org"
+        samples.append((message(rng.sample(vocab, 6), sender), spam))
+    return samples
+
+
+@pytest.fixture(scope="module")
+def model() -> TokenModel:
+    return train(synthetic(60), seed=7, corpus="synthetic")
+
+
+def test_tokens_prefix_header_words_and_keep_body_words() -> None:
+    found = tokens(message(["Cheap", "pills", "http://buy.example.com/x"], "a@b.example"))
+    assert {"h:from", "from:b.example", "subject:cheap", "cheap", "pills"} <= found
+    assert "url:buy.example.com" in found
+
+
+def test_trained_model_separates_the_classes(model: TokenModel) -> None:
+    test = synthetic(20, seed=2)
+    probabilities = [model.spam_probability(m) for m, _ in test]
+    assert all((p > 0.5) == spam for p, (_, spam) in zip(probabilities, test, strict=True))
+
+
+def test_save_load_round_trip_keeps_scores_and_metadata(model: TokenModel, tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = TokenModel.load(path)
+    mail = message(SPAM_WORDS[:6], "deals@bulk.example")
+    assert loaded.spam_probability(mail) == pytest.approx(model.spam_probability(mail), abs=1e-6)
+    assert loaded.metadata["ham"] == "30" and loaded.metadata["spam"] == "30"
+    assert loaded.metadata["seed"] == "7" and loaded.metadata["corpus"] == "synthetic"
+    assert "l2=" in loaded.metadata["parameters"] and loaded.metadata["trained_at"]
+
+
+def test_wrong_version_is_refused_with_the_file_name(model: TokenModel, tmp_path: Path) -> None:
+    path = tmp_path / "old.npz"
+    model.save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["version"] = np.array(MODEL_VERSION + 1)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelError, match=r"old\.npz.*version"):
+        TokenModel.load(path)
+
+
+@pytest.mark.parametrize("content", [None, b"not a zip", b"PK\x03\x04broken"])
+def test_missing_or_corrupt_file_is_refused_with_the_file_name(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    path = tmp_path / "model.npz"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelError, match=r"model\.npz"):
+        TokenModel.load(path)
+
+
+def test_training_needs_both_classes() -> None:
+    with pytest.raises(ValueError, match="one ham and one spam"):
+        train([(m, True) for m, _ in synthetic(4)])
+
+
+@pytest.mark.corpus
+def test_auc_on_the_shared_corpus_is_high() -> None:
+    if not (CORPUS / "labels.tsv").is_file():
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    from loadtest.corpus import read_corpus, split
+
+    start = time.perf_counter()
+    items = list(read_corpus(CORPUS))[::2]
+    train_items, test_items = split(items, 0.5, seed=3)
+    model = train((Mail.from_file_bytes(i.data), i.label == "spam") for i in train_items)
+    scores = [model.spam_probability(Mail.from_file_bytes(i.data)) for i in test_items]
+    auc = roc_auc([i.label == "spam" for i in test_items], scores)
+    assert auc > 0.98
+    assert time.perf_counter() - start < 20
