@@ -1,0 +1,288 @@
+"""Every gateway metric on one injected registry, label values bounded against hostile input.
+
+Label values that come from mail or DNS (recipient domains, block-list zones,
+hit symbols) are checked against what config and code define; anything else
+is folded into ``FOLDED`` so an attacker cannot mint new time series.
+
+Multiprocess mode (``--workers N``): when ``PROMETHEUS_MULTIPROC_DIR`` is set
+before ``prometheus_client`` is imported, counters, histograms and the
+sessions gauge write to per-process files in that directory, and a scrape
+(served by any one worker) merges them with ``MultiProcessCollector`` on a
+fresh registry built by ``exposition_registry``. The per-domain queue gauge is
+not a file-backed metric: its collector calls ``queue_lengths`` at scrape time
+and is added to that fresh registry once, so whichever worker answers reports
+the queue exactly once. That callback must therefore read the shared spool,
+not per-process counts, in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from filters.verdict import Action, Category, Stage, Verdict
+
+log = logging.getLogger(__name__)
+
+FOLDED = "_other"
+"""The label value for a domain, zone or symbol that config and code do not define.
+
+The leading underscore keeps it from ever equalling a real mail domain.
+"""
+
+SLA_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+"""Seconds; 120 is the latency target of SPEC 4, so the SLA share is one bucket ratio."""
+
+DNS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Seconds; block-list lookups should take milliseconds and time out within seconds."""
+
+MAX_SYMBOLS = 256
+"""Distinct hit symbols kept as labels per process; symbols are code constants, far fewer."""
+
+_SYMBOL = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+QueueLengths = Callable[[], Mapping[str, int]]
+
+
+class RejectReason(enum.StrEnum):
+    """Why the SMTP server refused a command; the ``reason`` label of rejections."""
+
+    RELAY_DENIED = "relay_denied"
+    SIZE = "size"
+    RECIPIENTS = "recipients"
+    SYNTAX = "syntax"
+    SEQUENCE = "sequence"
+    LINE_LENGTH = "line_length"
+    COMMANDS = "commands"
+    TLS_REQUIRED = "tls_required"
+    UNAVAILABLE = "unavailable"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by worker processes, or None when running as one process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (sessions open) so they stop counting.
+
+    The process that supervises ``--workers N`` calls this when a worker ends.
+    """
+    path = multiprocess_dir()
+    if path is not None:
+        # prometheus_client's multiprocess module has no annotations.
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def _normalise(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def _known(names: Sequence[str], what: str) -> frozenset[str]:
+    known = frozenset(_normalise(n) for n in names)
+    if "" in known or FOLDED in known:
+        raise ValueError(f"invalid {what} for metric labels: {sorted(known)!r}")
+    return known
+
+
+class QueueCollector:
+    """Reads per-domain queue lengths live at every scrape, registered domains only."""
+
+    NAME = "mailmoat_queue_messages"
+    HELP = "Messages waiting for delivery, by recipient domain."
+
+    def __init__(self, domains: frozenset[str], read: QueueLengths) -> None:
+        self._domains = domains
+        self._read = read
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Lets the registry check names without calling into the store at registration.
+        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["domain"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            lengths = self._read()
+        except Exception:
+            # A broken store must not take every other metric down with it; the series'
+            # absence is what an operator alerts on.
+            log.exception("cannot read queue lengths; %s left out of this scrape", self.NAME)
+            return
+        totals = dict.fromkeys(sorted(self._domains), 0)
+        for domain, count in lengths.items():
+            label = _normalise(domain)
+            label = label if label in self._domains else FOLDED
+            totals[label] = totals.get(label, 0) + count
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["domain"])
+        for domain, count in totals.items():
+            family.add_metric([domain], count)
+        yield family
+
+
+class GatewayMetrics:
+    """The gateway's counters, histograms and gauges, with one thin method per event.
+
+    ``queue_lengths`` is called from the scrape's worker thread: it must be
+    thread-safe and quick (return a snapshot, not query per domain).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        domains: Sequence[str],
+        zones: Sequence[str] = (),
+        queue_lengths: QueueLengths,
+    ) -> None:
+        self._domains = _known(domains, "domains")
+        self._zones = _known(zones, "zones")
+        self._symbols: set[tuple[str, str]] = set()
+        self._symbols_lock = threading.Lock()
+        self.queue_collector = QueueCollector(self._domains, queue_lengths)
+        registry.register(self.queue_collector)
+
+        def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(f"mailmoat_{name}", doc, labels, registry=registry)
+
+        self._received = counter("messages_received", "Mail transactions begun (MAIL FROM).")
+        self._accepted = counter("messages_accepted", "Messages answered 250 after DATA, spooled.")
+        self._rejected = counter(
+            "messages_rejected", "SMTP commands refused with a 4xx/5xx reply.", ["reason"]
+        )
+        self._delivered = counter(
+            "messages_delivered", "Messages delivered downstream.", ["domain"]
+        )
+        self._deferred = counter(
+            "messages_deferred", "Delivery attempts failed temporarily.", ["domain"]
+        )
+        self._bounced = counter(
+            "messages_bounced", "Messages refused downstream (5xx).", ["domain"]
+        )
+        self._expired = counter(
+            "messages_expired", "Messages dropped after the retry period.", ["domain"]
+        )
+        self._verdicts = counter("verdicts", "Filter verdicts.", ["action", "category"])
+        self._hits = counter("filter_hits", "Filter hits by stage and symbol.", ["stage", "symbol"])
+        self._dns_failures = counter("dns_failures", "Failed DNS block-list lookups.", ["zone"])
+        self._filter_seconds = Histogram(
+            "mailmoat_filter_duration_seconds",
+            "Time to enrich and evaluate one message.",
+            buckets=SLA_BUCKETS,
+            registry=registry,
+        )
+        self._end_to_end_seconds = Histogram(
+            "mailmoat_end_to_end_duration_seconds",
+            "Time from receiving a message to delivering it.",
+            buckets=SLA_BUCKETS,
+            registry=registry,
+        )
+        self._dns_seconds = Histogram(
+            "mailmoat_dns_lookup_duration_seconds",
+            "DNS block-list lookup time.",
+            ["zone"],
+            buckets=DNS_BUCKETS,
+            registry=registry,
+        )
+        self._sessions = Gauge(
+            "mailmoat_smtp_sessions_open",
+            "SMTP sessions currently open.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._initialise_series()
+
+    def _initialise_series(self) -> None:
+        # Known label sets start at zero so rates and absent() work before the first event.
+        for reason in RejectReason:
+            self._rejected.labels(reason.value)
+        for action in Action:
+            for category in Category:
+                self._verdicts.labels(action.label, category.value)
+        for domain in self._domains:
+            for family in (self._delivered, self._deferred, self._bounced, self._expired):
+                family.labels(domain)
+        for zone in self._zones:
+            self._dns_failures.labels(zone)
+            self._dns_seconds.labels(zone)
+
+    def _domain(self, domain: str) -> str:
+        label = _normalise(domain)
+        return label if label in self._domains else FOLDED
+
+    def _symbol(self, stage: Stage, symbol: str) -> str:
+        key = (stage.value, symbol)
+        with self._symbols_lock:
+            if key in self._symbols:
+                return symbol
+            if _SYMBOL.fullmatch(symbol) and len(self._symbols) < MAX_SYMBOLS:
+                self._symbols.add(key)
+                return symbol
+        return FOLDED
+
+    def received(self) -> None:
+        self._received.inc()
+
+    def accepted(self) -> None:
+        self._accepted.inc()
+
+    def rejected(self, reason: RejectReason) -> None:
+        self._rejected.labels(reason.value).inc()
+
+    def verdict(self, verdict: Verdict, seconds: float) -> None:
+        """Count one filtered message: its action, every hit, and the time filtering took."""
+        self._verdicts.labels(verdict.action.label, verdict.category.value).inc()
+        for hit in verdict.hits:
+            self._hits.labels(hit.stage.value, self._symbol(hit.stage, hit.symbol)).inc()
+        self._filter_seconds.observe(seconds)
+
+    def delivered(self, domain: str, end_to_end_seconds: float) -> None:
+        self._delivered.labels(self._domain(domain)).inc()
+        self._end_to_end_seconds.observe(end_to_end_seconds)
+
+    def deferred(self, domain: str) -> None:
+        self._deferred.labels(self._domain(domain)).inc()
+
+    def bounced(self, domain: str) -> None:
+        self._bounced.labels(self._domain(domain)).inc()
+
+    def expired(self, domain: str) -> None:
+        self._expired.labels(self._domain(domain)).inc()
+
+    def dns_lookup(self, zone: str, seconds: float, failed: bool) -> None:
+        label = _normalise(zone)
+        label = label if label in self._zones else FOLDED
+        self._dns_seconds.labels(label).observe(seconds)
+        if failed:
+            self._dns_failures.labels(label).inc()
+
+    def session_opened(self) -> None:
+        self._sessions.inc()
+
+    def session_closed(self) -> None:
+        self._sessions.dec()
+
+
+def exposition_registry(
+    registry: CollectorRegistry, metrics: GatewayMetrics | None
+) -> CollectorRegistry:
+    """The registry one scrape serialises: ``registry`` itself, or a merged multiprocess view.
+
+    In multiprocess mode ``registry``'s own values are this worker's share only,
+    so a fresh registry merges every worker's files and adds the live queue
+    collector once (see the module docstring).
+    """
+    path = multiprocess_dir()
+    if path is None:
+        return registry
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]
+    if metrics is not None:
+        merged.register(metrics.queue_collector)
+    return merged
