@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
@@ -130,6 +130,13 @@ class Mail:
             newline = data.find(b"\n")
             data = data[newline + 1 :] if newline >= 0 else b""
         return cls(data, envelope)
+
+    def for_recipients(self, rcpt_tos: tuple[str, ...]) -> Mail:
+        """The same message for a subset of its recipients, sharing the parse already done."""
+        other = Mail(self.raw, replace(self.envelope, rcpt_tos=rcpt_tos))
+        shared = {k: v for k, v in self.__dict__.items() if k != "recipients"}
+        other.__dict__.update(shared)
+        return other
 
     # --- parsing --------------------------------------------------------------
 

@@ -7,7 +7,7 @@ sender; a domain or global entry covers all recipients at once.
 
 from __future__ import annotations
 
-from filters.lists import global_scope, match_entry, recipient_scopes
+from filters.lists import match_entry, recipient_scopes
 from filters.mail import Mail
 from filters.policy import DomainPolicy, PolicyConfig
 from filters.verdict import Hit, Stage

@@ -52,8 +52,12 @@ def test_recipients_fall_back_to_headers_without_envelope() -> None:
 
 
 MALFORMED = {
-    "truncated multipart": b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhalf',
-    "bad base64": b"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!$$$not base64===\n",
+    "truncated multipart": (
+        b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhalf'
+    ),
+    "bad base64": (
+        b"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!$$$not base64===\n"
+    ),
     "unknown charset": b"Content-Type: text/plain; charset=x-no-such\n\n\xff\xfe caf\xe9\n",
     "nul bytes": b"Subject: a\x00b\n\n\x00\x00\x00body\x00\n",
     "endless header": b"Subject: " + b"A" * 1_000_000 + b"\n\nbody\n",
@@ -61,7 +65,10 @@ MALFORMED = {
     "empty": b"",
     "binary garbage": bytes(range(256)) * 50,
     "bad encoded word": b"Subject: =?utf-8?Q?=ZZ=?= =?bogus?B?x?=\n\nbody\n",
-    "nested without end": b'Content-Type: multipart/mixed; boundary="a"\n\n--a\nContent-Type: multipart/alternative; boundary="b"\n\n--b\n',
+    "nested without end": (
+        b'Content-Type: multipart/mixed; boundary="a"\n\n--a\n'
+        b'Content-Type: multipart/alternative; boundary="b"\n\n--b\n'
+    ),
     "header line only": b"From:",
 }
 
@@ -86,3 +93,14 @@ def test_malformed_input_is_marked(raw: bytes) -> None:
 def test_long_header_value_is_truncated_for_matching() -> None:
     mail = Mail(MALFORMED["endless header"])
     assert len(mail.subject) <= 16_384
+
+
+def test_for_recipients_shares_the_parse() -> None:
+    mail = make_mail(to=("a@x.example", "b@y.example"))
+    assert mail.subject
+    other = mail.for_recipients(("b@y.example",))
+    assert other.recipients == ("b@y.example",) and mail.recipients == (
+        "a@x.example",
+        "b@y.example",
+    )
+    assert other.__dict__["subject"] is mail.__dict__["subject"]

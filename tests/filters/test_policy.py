@@ -32,17 +32,39 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "key", "message"),
     [
-        ({"domains": {"a.test": {"actions": {"signatures": "bounce"}}}},
-         "domains.a.test.actions.signatures", "unknown action 'bounce'"),
+        (
+            {"domains": {"a.test": {"actions": {"signatures": "bounce"}}}},
+            "domains.a.test.actions.signatures",
+            "unknown action 'bounce'",
+        ),
         ({"whitelist": ["not an address"]}, "whitelist", "'not an address' is neither"),
         ({"dns": {"timeout": -1}}, "dns.timeout", "greater than 0"),
         ({"dnsbl": [{"zone": "bl.test", "kind": "asn"}]}, "dnsbl.0.kind", "'ip' or 'domain'"),
-        ({"domains": {"a.test": {"content_rules": [{"name": "x"}]}}},
-         "domains.a.test.content_rules.0", "at least one condition"),
-        ({"domains": {"a.test": {"content_rules": [{"name": "x", "header": "Subject", "pattern": "("}]}}},
-         "domains.a.test.content_rules.0", "bad regex"),
-        ({"domains": {"a.test": {"content_rules": [{"name": "x", "words": ["a"], "action": "copy"}]}}},
-         "domains.a.test", "neither the rule nor the domain sets `admin`"),
+        (
+            {"domains": {"a.test": {"content_rules": [{"name": "x"}]}}},
+            "domains.a.test.content_rules.0",
+            "at least one condition",
+        ),
+        (
+            {
+                "domains": {
+                    "a.test": {
+                        "content_rules": [{"name": "x", "header": "Subject", "pattern": "("}]
+                    }
+                }
+            },
+            "domains.a.test.content_rules.0",
+            "bad regex",
+        ),
+        (
+            {
+                "domains": {
+                    "a.test": {"content_rules": [{"name": "x", "words": ["a"], "action": "copy"}]}
+                }
+            },
+            "domains.a.test",
+            "neither the rule nor the domain sets `admin`",
+        ),
         ({"domainz": {}}, "domainz", "Extra inputs are not permitted"),
     ],
 )
@@ -54,16 +76,18 @@ def test_bad_values_name_file_and_key(doc: dict[str, object], key: str, message:
 
 
 def test_unreadable_and_unparsable_files(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="missing.toml: cannot read"):
+    with pytest.raises(PolicyError, match=r"missing\.toml: cannot read"):
         load_policy(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("blacklist = [\n")
-    with pytest.raises(PolicyError, match="bad.toml: not valid TOML"):
+    with pytest.raises(PolicyError, match=r"bad\.toml: not valid TOML"):
         load_policy(bad)
 
 
 def test_heuristic_thresholds_pick_the_most_severe_reached() -> None:
-    config = parse_policy({"default": {"heuristics": {"thresholds": {"tag_header": 3, "delete": 8}}}})
+    config = parse_policy(
+        {"default": {"heuristics": {"thresholds": {"tag_header": 3, "delete": 8}}}}
+    )
     heur = config.default.heuristics
     assert heur.action_for(2.9) is Action.DELIVER
     assert heur.action_for(3.0) is Action.TAG_HEADER
