@@ -86,8 +86,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             status = 1
             continue
         verdict = evaluate(Mail.from_file_bytes(data), NO_FACTS, policy)
-        console.print(f"[bold]{path}[/]: ", end="")
-        console.print(verdict.explain(), markup=False, highlight=False)
+        # Plain print: verdict lines are long and must not be re-wrapped by the console.
+        print(f"{path}: {verdict.explain()}")
     return status
 
 
