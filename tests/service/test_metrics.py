@@ -1,0 +1,254 @@
+"""Gateway metrics read back from the registry: values, bounded labels, 120 s bucket, workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from filters.verdict import Action, Category, Hit, Stage, Verdict
+from service.metrics import (
+    FOLDED,
+    MAX_SYMBOLS,
+    GatewayMetrics,
+    RejectReason,
+    exposition_registry,
+    worker_exited,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAINS = ("example.test", "customer.test")
+ZONES = ("zen.dnsbl.test",)
+
+
+class Queue:
+    """A stand-in for the spool's per-domain counts, changed between scrapes."""
+
+    def __init__(self) -> None:
+        self.lengths: dict[str, int] = {}
+        self.calls = 0
+
+    def __call__(self) -> Mapping[str, int]:
+        self.calls += 1
+        return dict(self.lengths)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def queue() -> Queue:
+    return Queue()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry, queue: Queue) -> GatewayMetrics:
+    return GatewayMetrics(registry=registry, domains=DOMAINS, zones=ZONES, queue_lengths=queue)
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def test_message_counters(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
+    metrics.received()
+    metrics.received()
+    metrics.accepted()
+    metrics.rejected(RejectReason.RELAY_DENIED)
+    metrics.deferred("example.test")
+    metrics.bounced("customer.test")
+    metrics.expired("example.test")
+    assert value(registry, "mailmoat_messages_received_total") == 2
+    assert value(registry, "mailmoat_messages_accepted_total") == 1
+    assert value(registry, "mailmoat_messages_rejected_total", reason="relay_denied") == 1
+    assert value(registry, "mailmoat_messages_rejected_total", reason="size") == 0
+    assert value(registry, "mailmoat_messages_deferred_total", domain="example.test") == 1
+    assert value(registry, "mailmoat_messages_bounced_total", domain="customer.test") == 1
+    assert value(registry, "mailmoat_messages_expired_total", domain="example.test") == 1
+    assert value(registry, "mailmoat_messages_delivered_total", domain="customer.test") == 0
+
+
+def test_verdict_counts_action_hits_and_time(
+    registry: CollectorRegistry, metrics: GatewayMetrics
+) -> None:
+    hits = (
+        Hit("BLACKLIST_DNSBL", Stage.BLACKLIST, "listed", 5.0, Action.QUARANTINE),
+        Hit("HEURISTIC_MODEL", Stage.HEURISTICS, "p=0.99", 3.0),
+    )
+    metrics.verdict(Verdict(Action.QUARANTINE, Category.SPAM, hits, 8.0), 0.2)
+    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN), 150.0)
+    verdicts = "mailmoat_verdicts_total"
+    assert value(registry, verdicts, action="quarantine", category="spam") == 1
+    assert value(registry, verdicts, action="deliver", category="clean") == 1
+    assert value(registry, verdicts, action="tag_subject", category="spam") == 0
+    hit = "mailmoat_filter_hits_total"
+    assert value(registry, hit, stage="blacklist", symbol="BLACKLIST_DNSBL") == 1
+    assert value(registry, hit, stage="heuristics", symbol="HEURISTIC_MODEL") == 1
+    seconds = "mailmoat_filter_duration_seconds"
+    assert value(registry, seconds + "_count") == 2
+    assert value(registry, seconds + "_sum") == pytest.approx(150.2)
+    assert value(registry, seconds + "_bucket", le="120.0") == 1
+    assert value(registry, seconds + "_bucket", le="300.0") == 2
+
+
+def test_end_to_end_histogram_has_the_sla_bucket(
+    registry: CollectorRegistry, metrics: GatewayMetrics
+) -> None:
+    metrics.delivered("example.test", 119.5)
+    metrics.delivered("Example.Test.", 120.0)
+    metrics.delivered("example.test", 121.0)
+    name = "mailmoat_end_to_end_duration_seconds_bucket"
+    # le is inclusive: exactly two minutes meets the SLA.
+    assert value(registry, name, le="120.0") == 2
+    assert value(registry, name, le="60.0") == 0
+    assert value(registry, "mailmoat_messages_delivered_total", domain="example.test") == 3
+
+
+@pytest.mark.parametrize("domain", ["attacker.test", "", "x" * 300, "example.test.evil"])
+def test_unknown_domains_fold(
+    registry: CollectorRegistry, metrics: GatewayMetrics, domain: str
+) -> None:
+    metrics.delivered(domain, 1.0)
+    metrics.deferred(domain)
+    assert value(registry, "mailmoat_messages_delivered_total", domain=FOLDED) == 1
+    assert value(registry, "mailmoat_messages_deferred_total", domain=FOLDED) == 1
+    assert value(registry, "mailmoat_messages_delivered_total", domain=domain) is None
+
+
+def test_dns_lookups_by_zone_and_fold(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
+    metrics.dns_lookup("zen.dnsbl.test", 0.02, failed=False)
+    metrics.dns_lookup("ZEN.dnsbl.test.", 3.0, failed=True)
+    metrics.dns_lookup("rogue.zone.test", 0.5, failed=True)
+    assert value(registry, "mailmoat_dns_failures_total", zone="zen.dnsbl.test") == 1
+    assert value(registry, "mailmoat_dns_failures_total", zone=FOLDED) == 1
+    count = "mailmoat_dns_lookup_duration_seconds_count"
+    assert value(registry, count, zone="zen.dnsbl.test") == 2
+    assert value(registry, count, zone="rogue.zone.test") is None
+
+
+def test_symbols_are_capped(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
+    odd = Hit("not a symbol {}", Stage.CONTENT, "weird")
+    many = tuple(Hit(f"RULE_{i}", Stage.HEURISTICS, "r") for i in range(MAX_SYMBOLS + 10))
+    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN, (odd, *many)), 0.1)
+    name = "mailmoat_filter_hits_total"
+    assert value(registry, name, stage="content", symbol=FOLDED) == 1
+    assert value(registry, name, stage="heuristics", symbol="RULE_0") == 1
+    assert value(registry, name, stage="heuristics", symbol=FOLDED) == 10
+    # Symbols already seen keep their own label once the cap is reached.
+    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN, many[:1]), 0.1)
+    assert value(registry, name, stage="heuristics", symbol="RULE_0") == 2
+
+
+def test_sessions_open(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
+    metrics.session_opened()
+    metrics.session_opened()
+    metrics.session_closed()
+    assert value(registry, "mailmoat_smtp_sessions_open") == 1
+
+
+def test_queue_gauge_reads_live(
+    registry: CollectorRegistry, metrics: GatewayMetrics, queue: Queue
+) -> None:
+    name = "mailmoat_queue_messages"
+    assert value(registry, name, domain="example.test") == 0
+    assert value(registry, name, domain=FOLDED) is None
+    queue.lengths = {"example.test": 4, "stray.test": 2, "other.test": 1}
+    assert value(registry, name, domain="example.test") == 4
+    assert value(registry, name, domain="customer.test") == 0
+    assert value(registry, name, domain=FOLDED) == 3
+    queue.lengths = {"example.test": 1}
+    assert value(registry, name, domain="example.test") == 1
+    assert queue.calls >= 3
+
+
+def test_broken_queue_store_drops_only_the_queue_gauge(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> Mapping[str, int]:
+        raise OSError("database is locked")
+
+    metrics = GatewayMetrics(registry=registry, domains=DOMAINS, queue_lengths=broken)
+    metrics.received()
+    with caplog.at_level(logging.ERROR, logger="service.metrics"):
+        assert value(registry, "mailmoat_queue_messages", domain="example.test") is None
+        assert value(registry, "mailmoat_messages_received_total") == 1
+    assert "cannot read queue lengths" in caplog.text
+
+
+@pytest.mark.parametrize("domains", [("example.test", ""), (FOLDED,)])
+def test_bad_registered_names_are_refused(domains: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="invalid domains"):
+        GatewayMetrics(registry=CollectorRegistry(), domains=domains, queue_lengths=dict)
+
+
+def test_single_process_scrapes_the_injected_registry(
+    registry: CollectorRegistry, metrics: GatewayMetrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert exposition_registry(registry, metrics) is registry
+
+
+WORKER = """
+import os
+from prometheus_client import CollectorRegistry
+from service.metrics import GatewayMetrics
+metrics = GatewayMetrics(registry=CollectorRegistry(), domains=["example.test"], queue_lengths=dict)
+metrics.received()
+metrics.session_opened()
+metrics.delivered("example.test", 1.0)
+print(os.getpid())
+"""
+
+SCRAPER = """
+from prometheus_client import CollectorRegistry, generate_latest
+from service.metrics import GatewayMetrics, exposition_registry
+registry = CollectorRegistry()
+metrics = GatewayMetrics(
+    registry=registry, domains=["example.test"], queue_lengths=lambda: {"example.test": 3}
+)
+print(generate_latest(exposition_registry(registry, metrics)).decode())
+"""
+
+
+def run_python(code: str, directory: Path) -> str:
+    # A fresh interpreter: prometheus_client picks multiprocess mode when first imported.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+    }
+
+
+def test_workers_aggregate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = int(run_python(WORKER, tmp_path))
+    run_python(WORKER, tmp_path)
+    merged = samples(run_python(SCRAPER, tmp_path))
+    assert merged[("mailmoat_messages_received_total", ())] == 2
+    assert merged[("mailmoat_messages_delivered_total", (("domain", "example.test"),))] == 2
+    assert merged[("mailmoat_end_to_end_duration_seconds_count", ())] == 2
+    assert merged[("mailmoat_smtp_sessions_open", ())] == 2
+    # The live queue gauge is reported once by the scraping worker, not summed per worker.
+    assert merged[("mailmoat_queue_messages", (("domain", "example.test"),))] == 3
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    worker_exited(first)
+    after = samples(run_python(SCRAPER, tmp_path))
+    assert after[("mailmoat_smtp_sessions_open", ())] == 1
+    assert after[("mailmoat_messages_received_total", ())] == 2
