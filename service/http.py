@@ -99,8 +99,9 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _auth_dependency(auth: MetricsAuth | None) -> Callable[[Request], None]:
-    def require(request: Request) -> None:
+def _auth_dependency(auth: MetricsAuth | None) -> Callable[[Request], Awaitable[None]]:
+    # Async because it does no I/O: FastAPI would send a plain def to the thread pool.
+    async def require(request: Request) -> None:
         header = request.headers.get("authorization")
         if auth is not None and not auth.allows(header):
             detail = "wrong credentials" if header else "credentials required"
