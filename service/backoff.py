@@ -41,7 +41,7 @@ def next_delay(
     # Compare exponents rather than computing 2**n: after ~1000 attempts the
     # power overflows a float, and a queue must never crash on an old message.
     delay = cap if attempts - 1 >= math.log2(cap / base) else base * 2.0 ** (attempts - 1)
-    return delay * (1.0 - jitter * rand())
+    return delay * (1.0 - jitter * rand()) if jitter else delay
 
 
 def expired(first_attempt_at: float, now: float, max_age: float) -> bool:

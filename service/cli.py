@@ -91,6 +91,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the gateway: SMTP, filtering, delivery and HTTP in one process (or N workers)."""
+    from service.serve import serve  # the gateway's imports are not needed by other commands
+
+    return serve(args.config, args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailmoat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", type=Path, nargs="+", help="raw RFC 822 message files")
     policy_args(p)
     p.set_defaults(func=cmd_scan)
+    p = sub.add_parser("serve", help="run the SMTP gateway")
+    p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the SMTP port")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -126,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (PolicyError, ModelError, CorpusFormatError, ValueError) as exc:
+    except (PolicyError, ModelError, CorpusFormatError, ValueError, OSError) as exc:
         errors.print(f"[red]mailmoat {args.command}: {exc}[/]")
         return 2
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from filters.policy import PolicyError, format_validation_errors, read_document
+from service.http import MetricsAuth
 
 ENV_PREFIX = "MAILMOAT_"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
@@ -42,16 +43,12 @@ class SmtpConfig(_Section):
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
 
 
-class BasicAuth(_Section):
-    username: str
-    password: str
-
-
 class HttpConfig(_Section):
     host: str = Field("127.0.0.1", description="address the HTTP server binds")
     port: int = Field(8025, ge=0, le=65535, description="HTTP port; 0 picks a free one")
-    metrics_basic_auth: BasicAuth | None = Field(None, description="protect /metrics (basic)")
-    metrics_bearer_token: str | None = Field(None, description="protect /metrics (bearer)")
+    metrics_auth: MetricsAuth | None = Field(
+        None, description="protect /metrics: {username, password} or {bearer_token}"
+    )
 
 
 class StoreConfig(_Section):
@@ -74,7 +71,9 @@ class FilterConfig(_Section):
 
 
 class DomainConfig(_Section):
-    downstream: str | None = Field(None, description="host:port of the customer's server; MX if unset")
+    downstream: str | None = Field(
+        None, description="host:port of the customer's server; MX if unset"
+    )
     contact: str | None = Field(None, description="customer address for queue alerts")
 
     @field_validator("downstream")

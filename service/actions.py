@@ -1,0 +1,115 @@
+"""From a verdict to what the gateway does: deliveries to make, mail to hold, the event.
+
+Pure: given the spooled message, one recipient domain's verdict and the
+registered domains, it returns records; the processor stores them in one
+transaction. Retention (SPEC 3): spam 14 days, virus 30 days; mass-mailers
+are deleted at once and never stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from filters.lists import domain_of
+from filters.verdict import Action, Category, Verdict
+from service.rewrite import verdict_headers
+from service.store import EventRecord, Held, NewDelivery, Spooled
+
+DAY = 86400.0
+RETENTION = {Category.SPAM: 14 * DAY, Category.VIRUS: 30 * DAY, Category.CONTENT: 14 * DAY}
+
+Outcome = tuple[EventRecord, list[NewDelivery], Held | None]
+
+
+def _hits(verdict: Verdict) -> tuple[dict[str, Any], ...]:
+    return tuple(
+        {**asdict(h), "stage": str(h.stage), "action": h.action.label} for h in verdict.hits
+    )
+
+
+def decide(
+    message: Spooled,
+    domain: str,
+    rcpt_tos: tuple[str, ...],
+    verdict: Verdict,
+    now: float,
+    *,
+    quarantine_ok: bool = True,
+) -> Outcome:
+    """The deliveries, quarantine entry and event for one domain's recipients.
+
+    ``quarantine_ok`` False means the quarantine cannot take the message; it
+    is then tagged and delivered instead (SPEC 3), and the event says so.
+    """
+    prefix = verdict_headers(verdict, message.id)
+    is_spam = verdict.category is Category.SPAM
+    items: list[NewDelivery] = []
+    held: Held | None = None
+    detail = None
+    action = verdict.action
+
+    if action is Action.QUARANTINE and not quarantine_ok:
+        action, detail = Action.TAG_SUBJECT, "quarantine unavailable: tagged and delivered"
+        prefix += b"X-Mailmoat-Quarantine: unavailable\r\n"
+
+    if action <= Action.TAG_SUBJECT:
+        tag = verdict.subject_tag or ("[SPAM]" if detail else None)
+        items.append(
+            NewDelivery(
+                "deliver", domain, message.mail_from, rcpt_tos, prefix, tag, is_spam=is_spam
+            )
+        )
+        outcome = "delivered"
+    elif action is Action.REDIRECT and verdict.redirect_to:
+        prefix += f"X-Mailmoat-Original-Recipients: {', '.join(rcpt_tos)}\r\n".encode()
+        target = verdict.redirect_to
+        items.append(
+            NewDelivery(
+                "redirect", domain_of(target), message.mail_from, (target,), prefix, is_spam=is_spam
+            )
+        )
+        outcome = "redirected"
+    elif action is Action.QUARANTINE:
+        held = Held(
+            id=uuid.uuid4().hex,
+            domain=domain,
+            rcpt_tos=rcpt_tos,
+            category=str(verdict.category),
+            never_release=verdict.never_release,
+            score=verdict.score,
+            hits=_hits(verdict),
+            expires_at=now + RETENTION.get(verdict.category, 14 * DAY),
+        )
+        outcome = "quarantined"
+    else:
+        outcome = "deleted"
+
+    for admin in verdict.copy_to:
+        items.append(
+            NewDelivery(
+                "copy", domain_of(admin), message.mail_from, (admin,), prefix, is_spam=is_spam
+            )
+        )
+    record = EventRecord(
+        domain=domain,
+        action=action.label,
+        category=str(verdict.category),
+        outcome=outcome,
+        score=verdict.score,
+        symbols=verdict.symbols,
+        hits=_hits(verdict),
+        recipients=len(rcpt_tos),
+        detail=detail,
+    )
+    return record, items, held
+
+
+def group_by_domain(rcpt_tos: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Recipients per domain, in order: each domain's policy decides for its own users."""
+    groups: dict[str, list[str]] = {}
+    for rcpt in rcpt_tos:
+        groups.setdefault(domain_of(rcpt), []).append(rcpt)
+    return {d: tuple(r) for d, r in groups.items()}

@@ -1,0 +1,183 @@
+"""The gateway process: store, filter, delivery queue, SMTP and HTTP, started and stopped in order.
+
+Start-up recovers before it listens: messages spooled but not filtered
+(a crash after 250) are filtered again and pending deliveries are queued,
+so nothing accepted is lost. Shutdown runs the other way: stop accepting,
+let open sessions finish (bounded), then stop filtering and delivery; what
+is unfinished stays in the store for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import dns.asyncresolver
+import uvicorn
+from aiosmtpd.smtp import SMTP
+from prometheus_client import CollectorRegistry
+
+from filters.dnsbl import DnsblClient
+from service.classifier import Classifier, PolicySource
+from service.config import GatewayConfig
+from service.http import create_app
+from service.metrics import GatewayMetrics
+from service.outbound import DeliveryQueue
+from service.processor import Processor
+from service.routing import Router
+from service.smtp import Gatekeeper, server_factory, tls_context
+from service.store import Store
+from service.writer import StoreWriter
+
+log = logging.getLogger("mailmoat.gateway")
+
+DRAIN_SECONDS = 30.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: the gateway, not uvicorn, owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """One gateway worker. ``await start()``, then ``await stop()``."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        worker: int = 0,
+        workers: int = 1,
+        registry: CollectorRegistry | None = None,
+        resolver: dns.asyncresolver.Resolver | None = None,
+        clock: Callable[[], float] = time.time,
+        serve_http: bool = True,
+    ) -> None:
+        self.config = config
+        self.worker = worker
+        self.workers = workers
+        self.registry = registry or CollectorRegistry()
+        self.resolver = resolver
+        self.clock = clock
+        self.serve_http = serve_http
+        self.sessions: set[SMTP] = set()
+        self.smtp_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        config = self.config
+        self.store = Store(config.store.path)
+        self.writer = StoreWriter(self.store)
+        self.writer.start()
+        source = PolicySource(config.filter.policy, config.filter.model)
+        policy = source.load().config
+        self.classifier = Classifier(source, config.filter.processes, DnsblClient(policy.dns))
+        self.metrics = GatewayMetrics(
+            registry=self.registry,
+            domains=sorted(config.domains),
+            zones=[z.zone for z in policy.dnsbl],
+            # One worker knows its queue in memory; several share only the store.
+            queue_lengths=(
+                self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
+            ),
+        )
+        self.outbound = DeliveryQueue(
+            self.writer,
+            Router(config.routes(), self.resolver),
+            self.metrics,
+            config.delivery,
+            hostname=config.smtp.hostname,
+            clock=self.clock,
+        )
+        self.processor = Processor(
+            self.classifier,
+            self.writer,
+            self.outbound,
+            self.metrics,
+            concurrency=config.filter.concurrency,
+            clock=self.clock,
+        )
+        await self._recover()
+        self.outbound.start()
+
+        handler = Gatekeeper(
+            domains=frozenset(config.domains),
+            config=config.smtp,
+            writer=self.writer,
+            submit=self.processor.submit,
+            metrics=self.metrics,
+            worker=self.worker,
+            clock=self.clock,
+        )
+        factory = server_factory(
+            handler, config.smtp, self.metrics, self.sessions, tls_context(config.smtp)
+        )
+        loop = asyncio.get_running_loop()
+        self.smtp = await loop.create_server(
+            factory, config.smtp.host, config.smtp.port, reuse_port=self.workers > 1
+        )
+        self.smtp_port = self.smtp.sockets[0].getsockname()[1]
+        self.http: _EmbeddedServer | None = None
+        if self.serve_http:
+            await self._start_http()
+        log.info(
+            "gateway listening",
+            extra={"smtp": self.smtp_port, "http": self.http_port, "worker": self.worker},
+        )
+
+    async def _recover(self) -> None:
+        pending = await self.writer.call(self.store.pending_deliveries, self.worker, self.workers)
+        self.outbound.add(pending)
+        unfiltered = await self.writer.call(self.store.unfiltered, self.worker, self.workers)
+        for message in unfiltered:
+            self.processor.submit(message)
+        if pending or unfiltered:
+            log.info("recovered", extra={"deliveries": len(pending), "unfiltered": len(unfiltered)})
+
+    async def _start_http(self) -> None:
+        app = create_app(
+            metrics=self.metrics,
+            registry=self.registry,
+            readiness={"smtp": self.smtp.is_serving, "store": self.store.writable},
+            auth=self.config.http.metrics_auth,
+        )
+        server_config = uvicorn.Config(
+            app,
+            host=self.config.http.host,
+            port=self.config.http.port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+        )
+        self.http = _EmbeddedServer(server_config)
+        self._http_task = asyncio.create_task(self.http.serve(), name="mailmoat-http")
+        while not self.http.started:
+            if self._http_task.done():
+                self._http_task.result()  # raises the bind error, if any
+            await asyncio.sleep(0.01)
+        self.http_port = self.http.servers[0].sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, drain sessions (bounded), stop the rest in order."""
+        self.smtp.close()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        await self.smtp.wait_closed()
+        if self.http is not None:
+            self.http.should_exit = True
+            await self._http_task
+        await self.processor.close()
+        await self.outbound.close()
+        await self.writer.close()
+        self.classifier.close()
+        self.store.close()

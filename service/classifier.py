@@ -1,0 +1,153 @@
+"""Filtering off the event loop: enrich on the loop, evaluate in a worker process.
+
+Parsing and scoring a 20 MB message takes long enough to stall every SMTP
+session if it ran on the loop (a known aiosmtpd pain point), so the CPU work
+runs in a process pool (``processes = 0`` uses a thread, for tests and tiny
+setups). DNS lookups are I/O and stay on the loop, where the resolver cache
+is shared by every message. Each worker holds its own ``Policy`` and reloads
+it when the policy, signature or model files change (checked at most every
+few seconds), so a rule change takes effect within seconds, not the 24 h the
+contract allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from filters.dnsbl import DnsblClient
+from filters.facts import Facts
+from filters.mail import Envelope, Mail
+from filters.pipeline import evaluate
+from filters.policy import PolicyConfig, load_policy
+from filters.runtime import Policy
+from filters.verdict import Verdict
+
+log = logging.getLogger("mailmoat.filter")
+
+RELOAD_CHECK_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where a worker loads its policy from (picklable, sent to each worker process)."""
+
+    policy: Path | None
+    model: Path | None
+
+    def load(self) -> Policy:
+        config = load_policy(self.policy) if self.policy else PolicyConfig()
+        return Policy.from_config(config, model=self.model)
+
+    def files(self, policy: Policy) -> list[Path]:
+        paths = [p for p in (self.policy, self.model or policy.config.model) if p is not None]
+        paths += policy.config.antivirus.signature_files
+        if policy.config.signatures.file is not None:
+            paths.append(policy.config.signatures.file)
+        return paths
+
+
+class _Holder:
+    """The worker's current policy, reloaded when one of its files changes."""
+
+    def __init__(self, source: PolicySource) -> None:
+        self.source = source
+        self.policy = source.load()
+        self.stamp = self._stamp()
+        self.checked = time.monotonic()
+
+    def _stamp(self) -> tuple[tuple[str, float, int], ...]:
+        out = []
+        for path in self.source.files(self.policy):
+            try:
+                st = path.stat()
+                out.append((str(path), st.st_mtime, st.st_size))
+            except OSError:
+                out.append((str(path), -1.0, -1))
+        return tuple(out)
+
+    def current(self) -> Policy:
+        now = time.monotonic()
+        if now - self.checked >= RELOAD_CHECK_SECONDS:
+            self.checked = now
+            stamp = self._stamp()
+            if stamp != self.stamp:
+                self.stamp = stamp
+                try:
+                    self.policy = self.source.load()
+                    log.info("policy reloaded", extra={"files": [s[0] for s in stamp]})
+                except (ValueError, OSError) as exc:  # keep filtering with the last good policy
+                    log.error("policy reload failed, keeping the previous one: %s", exc)
+        return self.policy
+
+
+_holder: _Holder | None = None
+
+
+def _init_worker(source: PolicySource) -> None:
+    global _holder
+    _holder = _Holder(source)
+
+
+def lookup_names(raw: bytes) -> tuple[str, ...]:
+    """Host names in the body, for URI block lists (runs in a worker: it parses)."""
+    return Mail(raw).domains
+
+
+def classify(
+    raw: bytes, envelope: Envelope, groups: Sequence[tuple[str, ...]], facts: Facts
+) -> list[tuple[Verdict, float]]:
+    """One verdict per recipient group, with the seconds filtering took (runs in a worker)."""
+    assert _holder is not None, "worker not initialised"
+    policy = _holder.current()
+    mail = Mail(raw, envelope)
+    out = []
+    for rcpts in groups:
+        start = time.perf_counter()
+        verdict = evaluate(mail.for_recipients(rcpts), facts, policy)
+        out.append((verdict, time.perf_counter() - start))
+    return out
+
+
+class Classifier:
+    """The gateway's view of filtering: ``await classify(...)`` never blocks the loop."""
+
+    def __init__(self, source: PolicySource, processes: int, dnsbl: DnsblClient) -> None:
+        self.source = source
+        # Load once here too: a broken policy must stop start-up, not every worker.
+        self.config = source.load().config
+        self.dnsbl = dnsbl
+        self._executor: Executor
+        if processes > 0:
+            self._executor = ProcessPoolExecutor(
+                processes, initializer=_init_worker, initargs=(source,)
+            )
+        else:
+            _init_worker(source)
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailmoat-filter")
+
+    async def facts(self, raw: bytes, envelope: Envelope) -> Facts:
+        zones = self.config.dnsbl
+        if not zones:
+            return Facts()
+        loop = asyncio.get_running_loop()
+        names: tuple[str, ...] = ()
+        if any(z.kind == "domain" for z in zones):
+            names = await loop.run_in_executor(self._executor, lookup_names, raw)
+        return Facts(dnsbl=await self.dnsbl.lookup(zones, envelope.client_ip, names))
+
+    async def classify(
+        self, raw: bytes, envelope: Envelope, groups: Sequence[tuple[str, ...]], facts: Facts
+    ) -> list[tuple[Verdict, float]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, classify, raw, envelope, list(groups), facts
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,240 @@
+"""The delivery queue: hand filtered mail to the customer's server, retry, bounce, expire.
+
+Deliveries wait in a heap ordered by their next attempt; a bounded number
+are in flight at once. Outcomes follow SPEC 2.7 and RFC 5321: 4xx and
+connection failures are retried with exponential backoff until ``max_age``
+(7 days), then the delivery expires with a record of why; 5xx fails at once.
+Either failure sends the sender a DSN (RFC 3464), except for spam (forged
+senders: backscatter) and bounces themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from filters.lists import domain_of
+from service import backoff
+from service.config import DeliveryConfig
+from service.delivery import deliver
+from service.dsn import Failure, build_dsn, should_notify
+from service.metrics import GatewayMetrics
+from service.rewrite import render
+from service.routing import NoRoute, Router, RouteUnavailable
+from service.store import Delivery, NewDelivery
+from service.writer import StoreWriter
+
+log = logging.getLogger("mailmoat.delivery")
+
+NO_REPLY = 0
+
+
+class DeliveryQueue:
+    """Pending deliveries of this worker, attempted when due."""
+
+    def __init__(
+        self,
+        writer: StoreWriter,
+        router: Router,
+        metrics: GatewayMetrics,
+        config: DeliveryConfig,
+        *,
+        hostname: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.writer = writer
+        self.router = router
+        self.metrics = metrics
+        self.config = config
+        self.hostname = hostname
+        self.clock = clock
+        self._heap: list[tuple[float, int, Delivery]] = []
+        self._pending: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    # --- queue state ----------------------------------------------------------------
+
+    def add(self, deliveries: Iterable[Delivery]) -> None:
+        for d in deliveries:
+            heapq.heappush(self._heap, (d.next_attempt_at, d.id, d))
+            self._pending[d.item.domain] += 1
+        self._wake.set()
+
+    def lengths(self) -> dict[str, int]:
+        """Deliveries not yet done, per destination domain (in flight included)."""
+        return {domain: n for domain, n in self._pending.items() if n > 0}
+
+    def _done(self, delivery: Delivery) -> None:
+        self._pending[delivery.item.domain] -= 1
+
+    # --- running --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="mailmoat-delivery")
+
+    async def _run(self) -> None:
+        while True:
+            now = self.clock()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, delivery = heapq.heappop(self._heap)
+                await self._slots.acquire()
+                task = asyncio.create_task(self._attempt_guarded(delivery))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            timeout = max(0.0, self._heap[0][0] - self.clock()) if self._heap else None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _attempt_guarded(self, delivery: Delivery) -> None:
+        try:
+            await self.attempt(delivery)
+        except Exception:  # keep the delivery pending: it is retried at the next start
+            log.exception("delivery %s failed unexpectedly; left pending", delivery.id)
+        finally:
+            self._slots.release()
+
+    async def attempt(self, delivery: Delivery) -> None:
+        """One try at ``delivery``; records the outcome and schedules what follows."""
+        item = delivery.item
+        body = await self.writer.call(self.writer.store.delivery_body, delivery)
+        data = render(body, item.prefix, item.subject_tag)
+        try:
+            routes = await self.router.routes(item.domain)
+        except NoRoute as exc:
+            failures = [Failure(r, "5.1.2", NO_REPLY, str(exc)) for r in item.rcpt_tos]
+            await self._fail(delivery, data, failures, "bounced")
+            return
+        except RouteUnavailable as exc:
+            temporary = [Failure(r, "4.4.3", NO_REPLY, str(exc)) for r in item.rcpt_tos]
+            await self._defer(delivery, data, temporary)
+            return
+        outcome = await deliver(
+            routes,
+            item.mail_from,
+            item.rcpt_tos,
+            data,
+            helo=self.hostname,
+            timeout=self.config.timeout,
+        )
+        permanent, temporary = list(outcome.permanent), list(outcome.temporary)
+        if outcome.delivered and item.kind in ("deliver", "redirect"):
+            self.metrics.delivered(item.domain, self.clock() - delivery.received_at)
+        if temporary:
+            if permanent:
+                await self._notify(delivery, data, permanent)
+            await self._defer(delivery, data, temporary)
+        elif permanent:
+            state = "delivered" if outcome.delivered else "bounced"
+            await self._fail(delivery, data, permanent, state)
+        else:
+            await self.writer.call(
+                self.writer.store.finish_delivery, delivery, "delivered", self.clock()
+            )
+            self._done(delivery)
+            log.info(
+                "delivered",
+                extra={
+                    "delivery": delivery.id,
+                    "queue_id": delivery.message_id,
+                    "domain": item.domain,
+                    "attempts": delivery.attempts + 1,
+                },
+            )
+
+    async def _defer(self, delivery: Delivery, data: bytes, temporary: Sequence[Failure]) -> None:
+        now = self.clock()
+        error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary)
+        if backoff.expired(delivery.created_at, now, self.config.max_age):
+            self.metrics.expired(delivery.item.domain)
+            await self._fail(delivery, data, temporary, "expired")
+            return
+        self.metrics.deferred(delivery.item.domain)
+        attempts = delivery.attempts + 1
+        delay = backoff.next_delay(attempts, base=self.config.retry_base, cap=self.config.retry_cap)
+        left = tuple(f.recipient for f in temporary)
+        await self.writer.call(
+            self.writer.store.retry_later, delivery, now, now + delay, error, left
+        )
+        again = replace(
+            delivery,
+            item=replace(delivery.item, rcpt_tos=left),
+            attempts=attempts,
+            next_attempt_at=now + delay,
+        )
+        heapq.heappush(self._heap, (again.next_attempt_at, again.id, again))
+        self._wake.set()
+        log.info(
+            "deferred",
+            extra={
+                "delivery": delivery.id,
+                "queue_id": delivery.message_id,
+                "retry_in_seconds": round(delay, 1),
+                "error": error,
+            },
+        )
+
+    async def _fail(
+        self, delivery: Delivery, data: bytes, failures: Sequence[Failure], state: str
+    ) -> None:
+        if state == "bounced":
+            self.metrics.bounced(delivery.item.domain)
+        error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures)
+        follow_up = self._dsn(delivery, data, failures)
+        created = await self.writer.call(
+            self.writer.store.finish_delivery, delivery, state, self.clock(), error, follow_up
+        )
+        self._done(delivery)
+        self.add(created)
+        log.warning(
+            state,
+            extra={
+                "delivery": delivery.id,
+                "queue_id": delivery.message_id,
+                "error": error,
+                "dsn": bool(follow_up),
+            },
+        )
+
+    async def _notify(self, delivery: Delivery, data: bytes, failures: Sequence[Failure]) -> None:
+        """DSN for recipients refused for good while others are still being retried."""
+        follow_up = self._dsn(delivery, data, failures)
+        if follow_up:
+            created = await self.writer.call(
+                self.writer.store.add_follow_ups, delivery, self.clock(), follow_up
+            )
+            self.add(created)
+
+    def _dsn(
+        self, delivery: Delivery, data: bytes, failures: Sequence[Failure]
+    ) -> list[NewDelivery]:
+        item = delivery.item
+        if item.kind == "dsn" or not should_notify(item.mail_from, item.is_spam):
+            return []
+        report = build_dsn(
+            original=data,
+            mail_from=item.mail_from,
+            failures=failures,
+            reporting_mta=self.hostname,
+            arrival=datetime.fromtimestamp(delivery.received_at, UTC),
+            now=datetime.fromtimestamp(self.clock(), UTC),
+        )
+        sender = item.mail_from.strip("<>")
+        return [NewDelivery("dsn", domain_of(sender), "", (sender,), body=report)]
+
+    async def close(self) -> None:
+        """Stop starting deliveries; cancel those in flight (they stay pending in the store)."""
+        tasks = [t for t in (self._runner, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,386 @@
+"""The durable store: SQLite through SQLAlchemy Core, migrated by Alembic at open.
+
+Every method is synchronous and short; the gateway calls them from one
+writer thread (``service/writer.py``) so the event loop never waits on disk.
+SQLite runs in WAL mode with ``synchronous=FULL``: a committed transaction is
+on disk, which is what lets the SMTP side say 250 only after ``spool``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import Connection
+
+from service.schema import deliveries, events, messages, quarantine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """A message as accepted: envelope and bytes, under its queue id."""
+
+    id: str
+    received_at: float
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    client_ip: str | None = None
+    helo: str | None = None
+    worker: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One downstream transaction to make: who to, and how the bytes are changed."""
+
+    kind: str
+    domain: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    prefix: bytes = b""
+    subject_tag: str | None = None
+    body: bytes | None = None
+    is_spam: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stored delivery with its retry state."""
+
+    id: int
+    message_id: str
+    item: NewDelivery
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """What was decided for one recipient domain of one message (for the SLA monitor)."""
+
+    domain: str
+    action: str
+    category: str
+    outcome: str
+    score: float
+    symbols: tuple[str, ...]
+    hits: tuple[dict[str, Any], ...]
+    recipients: int
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A message put in quarantine for one domain's recipients."""
+
+    id: str
+    domain: str
+    rcpt_tos: tuple[str, ...]
+    category: str
+    never_release: bool
+    score: float
+    hits: tuple[dict[str, Any], ...]
+    expires_at: float
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class Store:
+    """All reads and writes the gateway makes; one instance per process."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.engine: Engine = create_engine(f"sqlite:///{path}")
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        with self.engine.begin() as conn:
+            migrate(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def writable(self) -> bool:
+        """True when a write transaction commits (for /readyz)."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _probe (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO _probe VALUES (1)")
+            conn.exec_driver_sql("DELETE FROM _probe")
+        return True
+
+    # --- spool ------------------------------------------------------------------
+
+    def spool(self, batch: Sequence[Spooled]) -> None:
+        """Store accepted messages in one transaction (group commit: one fsync for all)."""
+        rows = [
+            {
+                "id": m.id,
+                "received_at": m.received_at,
+                "client_ip": m.client_ip,
+                "helo": m.helo,
+                "mail_from": m.mail_from,
+                "rcpt_tos": json.dumps(m.rcpt_tos),
+                "size": len(m.raw),
+                "raw": m.raw,
+                "state": "spooled",
+                "worker": m.worker,
+            }
+            for m in batch
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(messages.insert(), rows)
+
+    def unfiltered(self, worker: int, workers: int) -> list[Spooled]:
+        """Messages accepted but not yet filtered (after a crash), oldest first."""
+        query = (
+            select(messages)
+            .where(messages.c.state == "spooled")
+            .where(self._mine(messages.c.worker, worker, workers))
+            .order_by(messages.c.received_at)
+        )
+        with self.engine.connect() as conn:
+            return [
+                Spooled(
+                    r.id,
+                    r.received_at,
+                    r.mail_from,
+                    tuple(json.loads(r.rcpt_tos)),
+                    r.raw,
+                    r.client_ip,
+                    r.helo,
+                    r.worker,
+                )
+                for r in conn.execute(query)
+            ]
+
+    @staticmethod
+    def _mine(column: Any, worker: int, workers: int) -> Any:
+        # Worker 0 also adopts rows of workers that no longer exist (fewer --workers).
+        return (column == worker) | (column >= workers) if worker == 0 else column == worker
+
+    # --- filtering outcome --------------------------------------------------------
+
+    def record_filtered(
+        self,
+        message: Spooled,
+        filtered_at: float,
+        outcomes: Iterable[tuple[EventRecord, Sequence[NewDelivery], Held | None]],
+    ) -> list[Delivery]:
+        """Deliveries, quarantine entries and events of one message, and mark it filtered.
+
+        One transaction: after a crash the message is either still ``spooled``
+        (and filtered again) or fully recorded, never half.
+        """
+        created: list[Delivery] = []
+        with self.engine.begin() as conn:
+            for record, items, held in outcomes:
+                conn.execute(
+                    events.insert(),
+                    {
+                        "message_id": message.id,
+                        "domain": record.domain,
+                        "received_at": message.received_at,
+                        "filtered_at": filtered_at,
+                        "action": record.action,
+                        "category": record.category,
+                        "outcome": record.outcome,
+                        "score": record.score,
+                        "symbols": json.dumps(record.symbols),
+                        "hits": json.dumps(record.hits),
+                        "size": len(message.raw),
+                        "recipients": record.recipients,
+                        "detail": record.detail,
+                    },
+                )
+                created += self._insert_deliveries(conn, message, items, filtered_at)
+                if held is not None:
+                    self._insert_held(conn, message, held, filtered_at)
+            conn.execute(
+                update(messages).where(messages.c.id == message.id).values(state="filtered")
+            )
+        return created
+
+    def _insert_deliveries(
+        self,
+        conn: Connection,
+        message: Spooled | Delivery,
+        items: Sequence[NewDelivery],
+        now: float,
+    ) -> list[Delivery]:
+        """Insert deliveries one by one: the caller needs each new row's id."""
+        message_id = message.id if isinstance(message, Spooled) else message.message_id
+        received_at = message.received_at
+        worker = message.worker if isinstance(message, Spooled) else 0
+        created = []
+        for d in items:
+            result = conn.execute(
+                deliveries.insert().values(
+                    message_id=message_id,
+                    kind=d.kind,
+                    domain=d.domain,
+                    mail_from=d.mail_from,
+                    rcpt_tos=json.dumps(d.rcpt_tos),
+                    prefix=d.prefix,
+                    subject_tag=d.subject_tag,
+                    body=d.body,
+                    is_spam=d.is_spam,
+                    state="pending",
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    worker=worker,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None, "insert returned no primary key"
+            row_id = int(key[0])
+            created.append(Delivery(row_id, message_id, d, 0, now, now, received_at))
+        return created
+
+    def _insert_held(self, conn: Connection, message: Spooled, held: Held, now: float) -> None:
+        conn.execute(
+            quarantine.insert(),
+            {
+                "id": held.id,
+                "message_id": message.id,
+                "domain": held.domain,
+                "mail_from": message.mail_from,
+                "rcpt_tos": json.dumps(held.rcpt_tos),
+                "category": held.category,
+                "never_release": held.never_release,
+                "score": held.score,
+                "hits": json.dumps(held.hits),
+                "quarantined_at": now,
+                "expires_at": held.expires_at,
+                "state": "held",
+            },
+        )
+
+    # --- delivery queue -------------------------------------------------------------
+
+    def pending_deliveries(self, worker: int, workers: int) -> list[Delivery]:
+        """Every delivery still to be made by this worker, with its retry state."""
+        query = (
+            select(deliveries, messages.c.received_at)
+            .join(messages, messages.c.id == deliveries.c.message_id)
+            .where(deliveries.c.state == "pending")
+            .where(self._mine(deliveries.c.worker, worker, workers))
+            .order_by(deliveries.c.next_attempt_at)
+        )
+        with self.engine.connect() as conn:
+            return [self._delivery(r) for r in conn.execute(query)]
+
+    @staticmethod
+    def _delivery(r: Any) -> Delivery:
+        item = NewDelivery(
+            r.kind,
+            r.domain,
+            r.mail_from,
+            tuple(json.loads(r.rcpt_tos)),
+            r.prefix,
+            r.subject_tag,
+            r.body,
+            r.is_spam,
+        )
+        return Delivery(
+            r.id, r.message_id, item, r.attempts, r.created_at, r.next_attempt_at, r.received_at
+        )
+
+    def delivery_body(self, delivery: Delivery) -> bytes:
+        """The bytes to send before rewriting: the delivery's own body or the spooled message."""
+        if delivery.item.body is not None:
+            return delivery.item.body
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(messages.c.raw).where(messages.c.id == delivery.message_id)
+            ).scalar_one()
+        return bytes(raw)
+
+    def finish_delivery(
+        self,
+        delivery: Delivery,
+        state: str,
+        now: float,
+        error: str | None = None,
+        follow_up: Sequence[NewDelivery] = (),
+    ) -> list[Delivery]:
+        """Close a delivery (delivered, bounced, expired) and queue its follow-ups (DSNs)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery.id)
+                .values(
+                    state=state, updated_at=now, last_error=error, attempts=delivery.attempts + 1
+                )
+            )
+            if state == "delivered" and delivery.item.kind in ("deliver", "redirect"):
+                conn.execute(
+                    update(events)
+                    .where(events.c.message_id == delivery.message_id)
+                    .where(events.c.delivered_at.is_(None))
+                    .values(delivered_at=now)
+                )
+            return self._insert_deliveries(conn, delivery, follow_up, now)
+
+    def add_follow_ups(
+        self, delivery: Delivery, now: float, follow_up: Sequence[NewDelivery]
+    ) -> list[Delivery]:
+        """Queue deliveries caused by another one (DSNs) without closing it."""
+        with self.engine.begin() as conn:
+            return self._insert_deliveries(conn, delivery, follow_up, now)
+
+    def retry_later(
+        self,
+        delivery: Delivery,
+        now: float,
+        next_attempt_at: float,
+        error: str,
+        rcpt_tos: Sequence[str] | None = None,
+    ) -> None:
+        """Count a failed attempt and schedule the next; ``rcpt_tos`` narrows who is left."""
+        values: dict[str, Any] = {
+            "attempts": delivery.attempts + 1,
+            "next_attempt_at": next_attempt_at,
+            "updated_at": now,
+            "last_error": error,
+        }
+        if rcpt_tos is not None:
+            values["rcpt_tos"] = json.dumps(list(rcpt_tos))
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(**values))
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Pending deliveries per destination domain."""
+        query = (
+            select(deliveries.c.domain, func.count())
+            .where(deliveries.c.state == "pending")
+            .group_by(deliveries.c.domain)
+        )
+        with self.engine.connect() as conn:
+            return {domain: int(n) for domain, n in conn.execute(query)}

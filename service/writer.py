@@ -1,0 +1,76 @@
+"""The store's one writer thread, and group commit for the SMTP side.
+
+SQLite allows one writer at a time and every call blocks, so all store calls
+run on a single dedicated thread: the event loop never waits on disk, and
+writes never contend. ``spool`` batches: while one commit (and its fsync) is
+in flight, newly accepted messages queue up and are committed together next,
+so under load many messages share one fsync while a lone message is not
+delayed by any timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from service.store import Spooled, Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_BATCH = 256
+
+
+class StoreWriter:
+    """Runs store calls on the writer thread; ``spool`` group-commits accepted messages."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailmoat-store")
+        self._pending: list[tuple[Spooled, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._commit_loop(), name="mailmoat-spool")
+
+    async def spool(self, message: Spooled) -> None:
+        """Return once ``message`` is committed to disk; raise if the commit failed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, future))
+        self._wakeup.set()
+        await future
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    await self.call(self.store.spool, [m for m, _ in batch])
+                except Exception as exc:  # every waiter must learn the outcome, not hang
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                self.batches += 1
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the loop and the thread."""
+        while self._pending:
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._thread.shutdown(wait=True)
