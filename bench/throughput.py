@@ -56,7 +56,10 @@ def main() -> None:
     result = {
         "benchmark": "filter_throughput",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+        },
         "corpus": str(args.corpus),
         "messages": len(blobs),
         "bytes": sum(len(b) for b in blobs),

@@ -81,7 +81,9 @@ def _type_matches(content_type: str, filename: str | None, wanted: list[str]) ->
     return any(name.endswith(w) if w.startswith(".") else content_type == w for w in wanted)
 
 
-def _rules_for(config: PolicyConfig, domain: DomainPolicy, mail: Mail) -> list[tuple[str, ContentRule]]:
+def _rules_for(
+    config: PolicyConfig, domain: DomainPolicy, mail: Mail
+) -> list[tuple[str, ContentRule]]:
     rules: dict[int, tuple[str, ContentRule]] = {}
     for recipient in mail.recipients or ("",):
         for scope in recipient_scopes(config, domain, recipient):

@@ -39,9 +39,7 @@ def match_entry(sender: str, entries: Sequence[str]) -> str | None:
     return None
 
 
-def recipient_scopes(
-    config: PolicyConfig, domain: DomainPolicy, recipient: str
-) -> Iterator[Scope]:
+def recipient_scopes(config: PolicyConfig, domain: DomainPolicy, recipient: str) -> Iterator[Scope]:
     """Lists that apply to one recipient, most specific first: user, groups, domain."""
     user = domain.users.get(recipient)
     if user is not None:

@@ -60,7 +60,10 @@ def _spam(
     score = sum(h.score for h in hits)
     if domain.actions.signatures > action:
         found = signatures.check(
-            mail, policy.signatures, domain.actions.signatures, policy.config.signatures.fuzzy_distance
+            mail,
+            policy.signatures,
+            domain.actions.signatures,
+            policy.config.signatures.fuzzy_distance,
         )
         hits += found
         action = max(action, _most_severe(found))

@@ -162,7 +162,11 @@ class DomainPolicy(Lists):
 
     @model_validator(mode="after")
     def _admins(self) -> DomainPolicy:
-        owners: list[UserPolicy | DomainPolicy] = [self, *self.groups.values(), *self.users.values()]
+        owners: list[UserPolicy | DomainPolicy] = [
+            self,
+            *self.groups.values(),
+            *self.users.values(),
+        ]
         for owner in owners:
             for rule in owner.content_rules:
                 needs = rule.action in (ContentAction.REDIRECT, ContentAction.COPY)

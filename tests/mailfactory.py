@@ -33,5 +33,7 @@ def make_mail(
     for filename, ctype, data in attachments:
         maintype, subtype = ctype.split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    envelope = Envelope(client_ip=client_ip, helo="mail.partner.example", mail_from=sender, rcpt_tos=to)
+    envelope = Envelope(
+        client_ip=client_ip, helo="mail.partner.example", mail_from=sender, rcpt_tos=to
+    )
     return Mail(msg.as_bytes(), envelope)

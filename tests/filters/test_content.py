@@ -37,8 +37,11 @@ def _config(rule: dict[str, object], where: str = "domain") -> content.PolicyCon
         ({"attachment_types": [".exe"]}, {"attachments": BIG}, False),
         ({"attachment_min_size": 4096}, {"attachments": BIG}, True),
         ({"attachment_min_size": 4096}, {"attachments": EXE}, False),
-        ({"words": ["secret"], "attachment_types": [".exe"]},
-         {"body": "secret", "attachments": BIG}, False),
+        (
+            {"words": ["secret"], "attachment_types": [".exe"]},
+            {"body": "secret", "attachments": BIG},
+            False,
+        ),
     ],
 )
 def test_conditions(rule: dict[str, object], mail_kwargs: dict[str, object], matches: bool) -> None:
@@ -57,9 +60,13 @@ def test_conditions(rule: dict[str, object], mail_kwargs: dict[str, object], mat
         ("log", Action.DELIVER, None, ()),
     ],
 )
-def test_actions(action: str, expected: Action, redirect: str | None, copies: tuple[str, ...]) -> None:
+def test_actions(
+    action: str, expected: Action, redirect: str | None, copies: tuple[str, ...]
+) -> None:
     config = _config({"name": "exe", "attachment_types": [".exe"], "action": action})
-    outcome = content.check(make_mail(attachments=EXE), config, config.domain_policy("example.test"))
+    outcome = content.check(
+        make_mail(attachments=EXE), config, config.domain_policy("example.test")
+    )
     (hit,) = outcome.hits
     assert hit.symbol == "CONTENT_RULE" and "'exe'" in hit.reason
     assert (outcome.action, outcome.redirect_to, outcome.copy_to) == (expected, redirect, copies)

@@ -20,10 +20,18 @@ CONFIG = parse_policy(
                 "whitelist": ["partner.example"],
                 "blacklist": ["rival.example"],
                 "actions": {"blacklist": "tag_subject"},
-                "users": {"Bob@example.test": {"whitelist": ["mum@home.example"],
-                                               "blacklist": ["ex@home.example"]}},
-                "groups": {"sales": {"members": ["carol@example.test", "dan@example.test"],
-                                     "whitelist": ["lead@crm.example"]}},
+                "users": {
+                    "Bob@example.test": {
+                        "whitelist": ["mum@home.example"],
+                        "blacklist": ["ex@home.example"],
+                    }
+                },
+                "groups": {
+                    "sales": {
+                        "members": ["carol@example.test", "dan@example.test"],
+                        "whitelist": ["lead@crm.example"],
+                    }
+                },
             }
         },
     }
