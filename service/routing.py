@@ -83,7 +83,9 @@ class Router:
                 if await self._lookup(name, rdtype) is not None:
                     return [Route(key, SMTP_PORT)]
             raise NoRoute(f"{key}: no MX and no address records")
-        records = sorted(answer, key=lambda mx: (mx.preference, self._rand()))
+        # Names first, so the order depends on ``rand`` alone, not on the answer's order.
+        by_name = sorted(answer, key=lambda mx: mx.exchange)
+        records = sorted(by_name, key=lambda mx: (mx.preference, self._rand()))
         # A null MX (RFC 7505) names the root: the domain accepts no mail.
         routes = [
             Route(mx.exchange.to_text(omit_final_dot=True), SMTP_PORT)

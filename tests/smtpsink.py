@@ -33,12 +33,13 @@ class Received:
     at: float  # time.time() when accepted
 
 
-class _Controller(Controller):  # type: ignore[misc]  # aiosmtpd has no type hints
+class _Controller(Controller):
     """Binds port 0, then learns the real port before aiosmtpd's readiness probe connects."""
 
     def _trigger_server(self) -> None:
+        assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 class RecordingSink:
@@ -50,10 +51,11 @@ class RecordingSink:
     outage.
     """
 
-    def __init__(self, *, tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, *, tls_context: ssl.SSLContext | None = None, smtputf8: bool = True) -> None:
         self.host = "127.0.0.1"
         self.port = 0
         self.tls_context = tls_context
+        self.smtputf8 = smtputf8
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._rcpt_replies: dict[str, str] = {}
@@ -76,6 +78,7 @@ class RecordingSink:
             server_hostname="sink.test",
             tls_context=self.tls_context,
             require_starttls=False,
+            enable_SMTPUTF8=self.smtputf8,
         )
         controller.start()
         self.port = controller.port
@@ -152,10 +155,12 @@ class RecordingSink:
         with self._lock:
             drop, reply = self._drop_at_data, self._data_reply
         if drop:
+            assert server.transport is not None
             server.transport.close()
             return "421 4.4.2 connection dropped by the test sink"  # never reaches the client
         if reply is not None:
             return reply
+        assert envelope.mail_from is not None and envelope.original_content is not None
         message = Received(
             mail_from=envelope.mail_from,
             rcpt_tos=tuple(envelope.rcpt_tos),
@@ -186,8 +191,10 @@ def self_signed_context(directory: Path, hostname: str = "localhost") -> ssl.SSL
     return context
 
 
-def started_sink(tls_context: ssl.SSLContext | None = None) -> RecordingSink:
+def started_sink(
+    *, tls_context: ssl.SSLContext | None = None, smtputf8: bool = True
+) -> RecordingSink:
     """A running sink; call from a coroutine (an async fixture) and ``stop()`` it afterwards."""
-    sink = RecordingSink(tls_context=tls_context)
+    sink = RecordingSink(tls_context=tls_context, smtputf8=smtputf8)
     sink.start()
     return sink
