@@ -93,7 +93,7 @@ async def deliver(
         raise ValueError("deliver needs at least one route and one recipient")
     recipients = list(dict.fromkeys(rcpt_tos))
     reasons: list[str] = []
-    code = NO_REPLY
+    last_code = NO_REPLY  # the reply code of the last route tried, if it sent one
     for route in routes:
         smtp = aiosmtplib.SMTP(
             hostname=route.host,
@@ -110,7 +110,9 @@ async def deliver(
                     await smtp.ehlo()
             except _SMTP_ERRORS as exc:
                 reasons.append(f"{route}: {_describe(exc)}")
-                code = exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else NO_REPLY
+                last_code = (
+                    exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else NO_REPLY
+                )
                 continue
             outcome = await _transact(smtp, route, mail_from, recipients, data)
             if smtp.is_connected:
@@ -123,7 +125,7 @@ async def deliver(
     # Even a 5xx greeting is only this host's state, not a verdict on the
     # recipient (as Postfix's smtp_skip_5xx_greeting): keep retrying.
     reason = "; ".join(reasons)
-    failures = tuple(Failure(rcpt, NO_ANSWER, code, reason) for rcpt in recipients)
+    failures = tuple(Failure(rcpt, NO_ANSWER, last_code, reason) for rcpt in recipients)
     return Outcome(delivered=(), temporary=failures, permanent=(), route=None)
 
 
