@@ -24,48 +24,126 @@ import numpy as np
 import numpy.typing as npt
 
 from filters.mail import Mail
+from filters.rules import RULES
 
-MODEL_VERSION = 1
-_WORD_RE = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
+MODEL_VERSION = 2
+# Body words of 3 to 12 characters; longer runs become one "skip:" token (see ``tokens``).
+_WORD_RE = re.compile(r"(?<![\w$'.-])[\w$][\w$'.-]{1,10}[\w$!]?(?![\w$'.-])")
+_LONG_RE = re.compile(r"(?<![\w$'.-])([\w$])[\w$'.-]{12,}")
+_HEADER_WORD_RE = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
 _TAG_RE = re.compile(r"<([a-z]{1,10})\b")
+_IP_RE = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b")
+_ENCODED_WORD_RE = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
+_URL_PIECE_RE = re.compile(r"[/?&=#.:+_~%-]+")
+# MIME structure, read off the raw bytes with one pass instead of walking every part.
+_MIME_RE = re.compile(
+    rb"(?im)^content-type:[ \t]*([\w-]{1,30}/[\w.+-]{1,60})"
+    rb"|\bcharset=[\"']?([\w.:-]{1,40})"
+    rb"|^content-transfer-encoding:[ \t]*([\w-]{1,20})"
+)
+_MIME_PREFIX = ("ctype:", "charset:", "cte:")
 # Early Received headers carry the relay path; the rest repeat our own hops.
 _MAX_RECEIVED = 6
 _MAX_HEADER = 400
+_MAX_URLS = 20
 # Text beyond this is rarely informative and would make huge messages slow.
 _MAX_TEXT = 30_000
+_MAX_RAW = 200_000
 
 
 class ModelError(ValueError):
     """A model file is missing, corrupt or of another version; the message names the file."""
 
 
-def tokens(mail: Mail) -> set[str]:
+def _registered(domain: str) -> str:
+    """``example.co.uk`` from ``mail.example.co.uk``; ``example.com`` from ``a.example.com``."""
+    labels = domain.strip(".").split(".")
+    short_tld = len(labels) > 2 and len(labels[-1]) == 2 and len(labels[-2]) <= 3
+    return ".".join(labels[-3:] if short_tld else labels[-2:])
+
+
+def _alignment(mail: Mail, relays: str) -> list[str]:
+    """Whether the From domain shows up in the relay path, Message-ID, Return-Path and so on.
+
+    Legitimate bulk mail (newsletters, vendor announcements) is sent by the
+    domain it claims to be from; spam with the same words usually is not.
+    """
+    sender = mail.from_address.rpartition("@")[2]
+    if not sender:
+        return ["align:no-from"]
+    domain = _registered(sender)
+    found = ["align:received:" + ("y" if domain in relays else "n")]
+    for name in ("Message-ID", "Return-Path", "Reply-To", "To"):
+        value = mail.header(name)
+        if value is not None:
+            found.append(f"align:{name.lower()}:" + ("y" if domain in value.lower() else "n"))
+    return found
+
+
+def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     """The distinct tokens of a message; prefixes keep header and body words apart.
 
     Every header contributes its name (``h:x-mailer``) and its words prefixed
     with the name (``received:smtp.example.com``): relay paths and mailers tell
-    bulk senders from people better than any body word.
+    bulk senders from people better than any body word. On top of that, as in
+    SpamBayes: the /24 of each relay (``ip:10.1.2``), the charset of encoded
+    header words, the MIME structure (``ctype:``, ``charset:``, ``cte:``), URL
+    host and path pieces, a ``skip:`` token for each word too long to be one
+    (first character and length in tens: base64 runs, CJK text, obfuscation),
+    coarse counts (``8bit:``, ``words:``, ``urls:``), sender alignment
+    (``align:``) and the heuristic rules that fire (``rule:SYMBOL``; pass
+    ``fired`` when they are already known, so they are not checked twice).
     """
     out: set[str] = set()
-    received = 0
+    received: list[str] = []
     for name, value in mail.headers:
         lname = name.lower()
         out.add("h:" + lname)
+        value = value[:_MAX_HEADER]
         if lname == "received":
-            received += 1
-            if received > _MAX_RECEIVED:
+            if len(received) >= _MAX_RECEIVED:
                 continue
-        out.update(lname + ":" + w for w in _WORD_RE.findall(value[:_MAX_HEADER].lower()))
-    out.update("subject:" + w for w in _WORD_RE.findall(mail.subject.lower()))
-    out.update(_WORD_RE.findall(mail.text[:_MAX_TEXT].lower()))
+            received.append(value.lower())
+            out.update("ip:" + n for n in _IP_RE.findall(value))
+        out.update(lname + ":" + w for w in _HEADER_WORD_RE.findall(value.lower()))
+        if "=?" in value:
+            out.update(
+                f"encoded:{lname}:{c.lower()}:{e.lower()}"
+                for c, e in _ENCODED_WORD_RE.findall(value)
+            )
+    out.update("subject:" + w for w in _HEADER_WORD_RE.findall(mail.subject.lower()))
+    text = mail.text[:_MAX_TEXT]
+    lowered = text.lower()
+    words = _WORD_RE.findall(lowered)
+    out.update(words)
+    out.update(
+        f"skip:{m.group(1)} {len(m.group(0)) // 10 * 10}" for m in _LONG_RE.finditer(lowered)
+    )
     out.update("tag:" + t for t in _TAG_RE.findall(mail.html[:_MAX_TEXT].lower()))
     for host in mail.domains:
         out.add("url:" + host)
-        out.add("urld:" + ".".join(host.rsplit(".", 2)[-2:]))
+        out.add("urld:" + _registered(host))
+    urls = mail.urls
+    for url in urls[:_MAX_URLS]:
+        pieces = _URL_PIECE_RE.split(url.partition("://")[2].lower())
+        out.update("urlp:" + p for p in pieces[1:8] if 2 < len(p) < 20)
     for attachment in mail.attachments:
         out.add("att:" + attachment.content_type)
         if attachment.filename and "." in attachment.filename:
             out.add("attext:" + attachment.filename.rsplit(".", 1)[1].lower()[:10])
+    for groups in _MIME_RE.findall(mail.raw[:_MAX_RAW]):
+        for prefix, value in zip(_MIME_PREFIX, groups, strict=True):
+            if value:
+                out.add(prefix + value.decode("ascii", "replace").lower())
+    if text:
+        eight_bit = 0 if text.isascii() else len(text.encode("utf-8")) - len(text)
+        out.add(f"8bit:{min(10, round(20 * eight_bit / len(text)))}")
+    out.add(f"words:{min(12, len(words).bit_length())}")
+    out.add(f"urls:{min(8, len(urls).bit_length())}")
+    out.update(_alignment(mail, " ".join(received)))
+    if fired is None:
+        fired = (rule.symbol for rule in RULES if rule.check(mail) is not None)
+    out.update("rule:" + symbol for symbol in fired)
     return out
 
 

@@ -59,7 +59,7 @@ class DeliveryConfig(_Section):
     retry_base: float = Field(60.0, gt=0, description="first retry delay, seconds")
     retry_cap: float = Field(3600.0, gt=0, description="longest retry delay, seconds")
     max_age: float = Field(7 * 86400.0, gt=0, description="give up and delete after, seconds")
-    timeout: float = Field(60.0, gt=0, description="seconds per SMTP delivery attempt")
+    timeout: float = Field(60.0, gt=0, description="seconds per network step of a delivery")
     concurrency: int = Field(20, ge=1, description="deliveries in flight at once")
 
 

@@ -24,7 +24,7 @@ from filters.lists import domain_of
 from service import backoff
 from service.config import DeliveryConfig
 from service.delivery import deliver
-from service.dsn import Failure, build_dsn, should_notify
+from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
@@ -32,8 +32,6 @@ from service.store import Delivery, NewDelivery
 from service.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.delivery")
-
-NO_REPLY = 0
 
 
 class DeliveryQueue:
