@@ -115,6 +115,7 @@ async def test_recipient_limit_gives_452(start_gateway: Start) -> None:
         ([b"BOGUS"], "500"),
         ([b"EHLO"], "501"),
         ([b"x" * 2000], "500"),  # command line far over the limit
+        ([b"NOOP"] * 101, "421"),  # per-command limit: a client looping forever is cut off
     ],
 )
 async def test_bad_sequences_get_standard_replies(
