@@ -38,13 +38,21 @@ def _report(
 
 
 def run_mailmoat(
-    train_set: list[CorpusItem], test_set: list[CorpusItem], corpus: str
+    train_set: list[CorpusItem], test_set: list[CorpusItem], corpus: str, seed: int = SEED
 ) -> dict[str, Any]:
-    """Train the token model, then run the heuristics stage (rules + model) on the test half."""
+    """Train the token model, then run the heuristics stage (rules + model) on the test half.
+
+    Hyper-parameters are ``train``'s defaults and the thresholds are
+    ``HeuristicsPolicy``'s: both were chosen by cross-validation on training
+    halves only, so the test half is never used to tune anything.
+    ``best_at_fp_0.1%`` is the one number that picks its threshold on the
+    test half (the best any single threshold could do); ``threshold`` and
+    ``at_quarantine_threshold`` are the honest, fixed operating points.
+    """
     start = time.perf_counter()
     model = train(
         ((Mail.from_file_bytes(i.data), i.label == "spam") for i in train_set),
-        seed=SEED,
+        seed=seed,
         corpus=corpus,
     )
     train_seconds = time.perf_counter() - start
@@ -146,12 +154,13 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="corpus directory or index")
     parser.add_argument("--labels", type=Path, help="label file, relative to the corpus")
     parser.add_argument("--out", type=Path, default=Path("bench/results/accuracy.json"))
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the 50/50 split")
     parser.add_argument("--no-bogofilter", action="store_true", help="skip the bogofilter run")
     args = parser.parse_args()
     errors: list[Any] = []
     items = [i for i in read_corpus(args.corpus, args.labels, errors=errors) if i.label]
-    train_set, test_set = split(items, 0.5, seed=SEED)
-    results = {"mailmoat": run_mailmoat(train_set, test_set, args.corpus.name)}
+    train_set, test_set = split(items, 0.5, seed=args.seed)
+    results = {"mailmoat": run_mailmoat(train_set, test_set, args.corpus.name, args.seed)}
     results["bogofilter"] = (
         {"skipped": "--no-bogofilter"}
         if args.no_bogofilter
@@ -168,7 +177,7 @@ def main() -> None:
         "corpus": str(args.corpus),
         "messages": len(items),
         "read_errors": [str(e) for e in errors],
-        "split": {"seed": SEED, "train": len(train_set), "test": len(test_set)},
+        "split": {"seed": args.seed, "train": len(train_set), "test": len(test_set)},
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

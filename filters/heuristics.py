@@ -17,23 +17,32 @@ def check(
 ) -> tuple[tuple[Hit, ...], float]:
     """Rule hits, the model's contribution, and ``HEURISTIC_SPAM`` when a threshold is met.
 
-    A rule's score comes from ``policy.rule_scores`` when set there; a score of
-    0 there switches the rule off. The model adds ``model_weight * (2p - 1)``,
-    so a sure ham subtracts as much as a sure spam adds. ``HEURISTIC_SPAM``
-    carries the action and no score of its own (the total is already the sum).
+    Without a model a rule adds its score: ``policy.rule_scores`` when set
+    there, else the rule's default; a score of 0 switches the rule off. With a
+    model the rules are model features (``rule:SYMBOL``) whose weights were
+    learned with every other token, so a rule hit is still reported with its
+    reason but adds only a score the policy sets explicitly: adding the
+    default as well would count the rule twice. The model adds
+    ``model_weight * (2p - 1)``, so a sure ham subtracts as much as a sure
+    spam adds. ``HEURISTIC_SPAM`` carries the action and no score of its own.
     """
     hits: list[Hit] = []
+    fired: list[str] = []
     total = 0.0
     for rule in RULES:
-        score = policy.rule_scores.get(rule.symbol, rule.score)
-        if score == 0.0:
+        default = 0.0 if model is not None else rule.score
+        score = policy.rule_scores.get(rule.symbol, default)
+        if model is None and score == 0.0:
             continue
         reason = rule.check(mail)
-        if reason is not None:
+        if reason is None:
+            continue
+        fired.append(rule.symbol)
+        if rule.symbol not in policy.rule_scores or score != 0.0:
             hits.append(Hit(rule.symbol, Stage.HEURISTICS, reason, score))
             total += score
     if model is not None:
-        p = model.spam_probability(mail)
+        p = model.spam_probability(mail, fired)
         score = policy.model_weight * (2.0 * p - 1.0)
         hits.append(
             Hit(MODEL_SYMBOL, Stage.HEURISTICS, f"token model: spam probability {p:.3f}", score)

@@ -27,21 +27,21 @@ from filters.mail import Mail
 from filters.rules import RULES
 
 MODEL_VERSION = 2
-# Body words of 3 to 12 characters; longer runs become one "skip:" token (see ``tokens``).
-_WORD_RE = re.compile(r"(?<![\w$'.-])[\w$][\w$'.-]{1,10}[\w$!]?(?![\w$'.-])")
-_LONG_RE = re.compile(r"(?<![\w$'.-])([\w$])[\w$'.-]{12,}")
+# Runs of word characters; 3 to 12 long are words, longer ones "skip:" tokens (see ``tokens``).
+# One plain pattern and a length filter cost half as much as look-around patterns.
+_RUN_RE = re.compile(r"[\w$][\w$'.-]*!?")
 _HEADER_WORD_RE = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
 _TAG_RE = re.compile(r"<([a-z]{1,10})\b")
 _IP_RE = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b")
 _ENCODED_WORD_RE = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
 _URL_PIECE_RE = re.compile(r"[/?&=#.:+_~%-]+")
-# MIME structure, read off the raw bytes with one pass instead of walking every part.
-_MIME_RE = re.compile(
-    rb"(?im)^content-type:[ \t]*([\w-]{1,30}/[\w.+-]{1,60})"
-    rb"|\bcharset=[\"']?([\w.:-]{1,40})"
-    rb"|^content-transfer-encoding:[ \t]*([\w-]{1,20})"
+# MIME structure, read off the lower-cased raw bytes: literal-prefixed patterns scan fast,
+# where one case-insensitive alternation costs ten times as much.
+_MIME_RES = (
+    ("ctype:", re.compile(rb"content-type:[ \t]*([\w-]{1,30}/[\w.+-]{1,60})")),
+    ("charset:", re.compile(rb"charset=[\"']?([\w.:-]{1,40})")),
+    ("cte:", re.compile(rb"content-transfer-encoding:[ \t]*([\w-]{1,20})")),
 )
-_MIME_PREFIX = ("ctype:", "charset:", "cte:")
 # Early Received headers carry the relay path; the rest repeat our own hops.
 _MAX_RECEIVED = 6
 _MAX_HEADER = 400
@@ -105,21 +105,21 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
                 continue
             received.append(value.lower())
             out.update("ip:" + n for n in _IP_RE.findall(value))
-        out.update(lname + ":" + w for w in _HEADER_WORD_RE.findall(value.lower()))
+        # map over a bound __add__ runs in C; a generator expression is 3x slower here.
+        out.update(map((lname + ":").__add__, _HEADER_WORD_RE.findall(value.lower())))
         if "=?" in value:
             out.update(
                 f"encoded:{lname}:{c.lower()}:{e.lower()}"
                 for c, e in _ENCODED_WORD_RE.findall(value)
             )
-    out.update("subject:" + w for w in _HEADER_WORD_RE.findall(mail.subject.lower()))
+    out.update(map("subject:".__add__, _HEADER_WORD_RE.findall(mail.subject.lower())))
     text = mail.text[:_MAX_TEXT]
     lowered = text.lower()
-    words = _WORD_RE.findall(lowered)
+    runs = _RUN_RE.findall(lowered)
+    words = [w for w in runs if 2 < len(w) < 13]
     out.update(words)
-    out.update(
-        f"skip:{m.group(1)} {len(m.group(0)) // 10 * 10}" for m in _LONG_RE.finditer(lowered)
-    )
-    out.update("tag:" + t for t in _TAG_RE.findall(mail.html[:_MAX_TEXT].lower()))
+    out.update(f"skip:{w[0]} {len(w) // 10 * 10}" for w in runs if len(w) > 12)
+    out.update(map("tag:".__add__, _TAG_RE.findall(mail.html[:_MAX_TEXT].lower())))
     for host in mail.domains:
         out.add("url:" + host)
         out.add("urld:" + _registered(host))
@@ -131,10 +131,9 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
         out.add("att:" + attachment.content_type)
         if attachment.filename and "." in attachment.filename:
             out.add("attext:" + attachment.filename.rsplit(".", 1)[1].lower()[:10])
-    for groups in _MIME_RE.findall(mail.raw[:_MAX_RAW]):
-        for prefix, value in zip(_MIME_PREFIX, groups, strict=True):
-            if value:
-                out.add(prefix + value.decode("ascii", "replace").lower())
+    raw = mail.raw[:_MAX_RAW].lower()
+    for prefix, pattern in _MIME_RES:
+        out.update(prefix + v.decode("ascii", "replace") for v in set(pattern.findall(raw)))
     if text:
         eight_bit = 0 if text.isascii() else len(text.encode("utf-8")) - len(text)
         out.add(f"8bit:{min(10, round(20 * eight_bit / len(text)))}")
@@ -161,11 +160,12 @@ class TokenModel:
     metadata: dict[str, str]
     temperature: float = 3.0
 
-    def logit(self, mail: Mail) -> float:
-        return self.bias + sum(map(self.weights.get, tokens(mail), repeat(0.0)))
+    def logit(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
+        return self.bias + sum(map(self.weights.get, tokens(mail, fired), repeat(0.0)))
 
-    def spam_probability(self, mail: Mail) -> float:
-        z = self.logit(mail) / self.temperature
+    def spam_probability(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
+        """``fired``: the symbols of the rules that fire on ``mail``, when already known."""
+        z = self.logit(mail, fired) / self.temperature
         # Clamp so exp never overflows on an extreme message.
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 

@@ -118,7 +118,9 @@ class HeuristicsPolicy(_Model):
     """Rule scores and the score thresholds at which each action is taken."""
 
     thresholds: dict[Action, float] = Field(
-        default_factory=lambda: {Action.TAG_HEADER: 4.0, Action.QUARANTINE: 7.0},
+        # Chosen by 5-fold cross-validation on training halves of the SpamAssassin corpus:
+        # quarantine at 6.5 keeps ham at about 0.1%; tagging at 4 catches more, ham ~0.3%.
+        default_factory=lambda: {Action.TAG_HEADER: 4.0, Action.QUARANTINE: 6.5},
         description="action -> minimum score; the most severe threshold reached wins",
     )
     rule_scores: dict[str, float] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from filters import heuristics
@@ -20,7 +21,7 @@ class FixedModel(TokenModel):
 
     p: float = 0.5
 
-    def spam_probability(self, mail: Mail) -> float:
+    def spam_probability(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
         return self.p
 
 
@@ -34,15 +35,34 @@ def test_plain_message_without_model_scores_zero() -> None:
 
 
 def test_rule_hit_and_model_contribution_add_up() -> None:
-    hits, total = heuristics.check(Mail(NO_DATE), fixed(0.75), HeuristicsPolicy())
+    hits, total = heuristics.check(Mail(NO_DATE), None, HeuristicsPolicy())
+    assert [(h.symbol, h.score) for h in hits] == [("MISSING_DATE", 1.0)] and total == 1.0
+    policy = HeuristicsPolicy(rule_scores={"MISSING_DATE": 0.5})
+    hits, total = heuristics.check(Mail(NO_DATE), fixed(0.75), policy)
     scores = {h.symbol: h.score for h in hits}
-    assert scores == {"MISSING_DATE": 1.0, "HEURISTIC_MODEL": 5.0, "HEURISTIC_SPAM": 0.0}
-    assert total == 6.0
+    assert scores == {"MISSING_DATE": 0.5, "HEURISTIC_MODEL": 5.0, "HEURISTIC_SPAM": 0.0}
+    assert total == 5.5
     assert all(h.stage is Stage.HEURISTICS for h in hits)
     spam = hits[-1]
-    assert spam.action is Action.TAG_HEADER and "6.00" in spam.reason
+    assert spam.action is Action.TAG_HEADER and "5.50" in spam.reason
     assert all(h.action is Action.DELIVER for h in hits[:-1])
     assert "0.750" in hits[1].reason
+
+
+def test_with_a_model_rules_explain_but_do_not_count_twice() -> None:
+    """The model learned each rule's weight: the hit is reported, its default adds nothing."""
+    seen: list[list[str]] = []
+
+    @dataclass(frozen=True)
+    class Recording(FixedModel):
+        def spam_probability(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
+            seen.append(list(fired or ()))
+            return self.p
+
+    hits, total = heuristics.check(Mail(NO_DATE), Recording({}, 0.0, {}, p=0.5), HeuristicsPolicy())
+    assert [(h.symbol, h.score) for h in hits] == [("MISSING_DATE", 0.0), ("HEURISTIC_MODEL", 0.0)]
+    assert "no Date header" in hits[0].reason and total == 0.0
+    assert seen == [["MISSING_DATE"]]
 
 
 def test_quarantine_threshold_and_sure_ham() -> None:

@@ -104,3 +104,27 @@ def test_for_recipients_shares_the_parse() -> None:
         "b@y.example",
     )
     assert other.__dict__["subject"] is mail.__dict__["subject"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: a\nContent-Type: text/plain; charset=utf-8\n\nline one\n\nline two\n",
+        b"Subject: a\nnot a header\nX: y\n\nbody\n",
+        b"Subject: a\r\n\r\nbody\r\n",
+        b"Subject: a\n\n",
+        b" continued\nSubject: a\n\nbody\n",
+        b"Content-Type: message/rfc822\n\nSubject: inner\n\nx\n",
+        MALFORMED["truncated multipart"],
+        MALFORMED["nul bytes"],
+    ],
+)
+def test_single_part_shortcut_parses_like_the_stdlib(raw: bytes) -> None:
+    from email.parser import BytesParser
+    from email.policy import compat32
+
+    expected = BytesParser(policy=compat32).parsebytes(raw)
+    mail = Mail(raw)
+    assert mail.message is not None
+    assert mail.message.as_bytes() == expected.as_bytes()
+    assert [type(d) for d in mail.message.defects] == [type(d) for d in expected.defects]

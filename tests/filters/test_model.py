@@ -68,6 +68,20 @@ def test_tokens_prefix_header_words_and_keep_body_words() -> None:
     assert "url:buy.example.com" in found
 
 
+def test_tokens_describe_structure_sender_alignment_and_rules() -> None:
+    raw = (
+        b"From: News <news@shop.example>\nMessage-ID: <1@mail.shop.example>\n"
+        b"Received: from mta.shop.example ([192.0.2.7]) by mx; Mon, 2 Sep 2002 10:00:00 +0000\n"
+        b"Subject: =?gb2312?B?xOO6ww==?=\nContent-Type: text/plain; charset=gb2312\n\n"
+        b"see http://shop.example/deals/today " + b"x" * 25 + b"\n"
+    )
+    found = tokens(Mail(raw))
+    assert {"ip:192.0.2", "encoded:subject:gb2312:b", "charset:gb2312", "ctype:text/plain"} <= found
+    assert {"align:received:y", "align:message-id:y", "skip:x 20", "urlp:deals"} <= found
+    assert "rule:MISSING_DATE" in found
+    assert "rule:MISSING_DATE" not in tokens(Mail(raw), fired=[])
+
+
 def test_trained_model_separates_the_classes(model: TokenModel) -> None:
     test = synthetic(20, seed=2)
     probabilities = [model.spam_probability(m) for m, _ in test]
@@ -93,6 +107,18 @@ def test_wrong_version_is_refused_with_the_file_name(model: TokenModel, tmp_path
     arrays["version"] = np.array(MODEL_VERSION + 1)
     np.savez(path, **arrays)
     with pytest.raises(ModelError, match=r"old\.npz.*version"):
+        TokenModel.load(path)
+
+
+def test_version_1_model_is_refused(model: TokenModel, tmp_path: Path) -> None:
+    """Version 1 models were trained on other tokens; scoring with them would be wrong."""
+    path = tmp_path / "v1.npz"
+    model.save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["version"] = np.array(1)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelError, match=r"v1\.npz: model version 1, this build reads version 2"):
         TokenModel.load(path)
 
 
