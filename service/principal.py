@@ -1,0 +1,22 @@
+"""Who is calling the REST API: an operator (every domain) or a customer (its own domains).
+
+Endpoints take a ``Principal`` from the authentication dependency and ask it
+``sees(domain)`` before touching anything; a foreign object answers 404,
+the same as a missing one, so a customer cannot even learn it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The holder of an API token."""
+
+    name: str
+    operator: bool
+    domains: frozenset[str] = frozenset()
+
+    def sees(self, domain: str) -> bool:
+        return self.operator or domain.lower() in self.domains
