@@ -8,7 +8,10 @@ fills a ``Facts`` value, and ``evaluate`` reads it. Replay and tests build
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from filters.lists import DomainLists
 
 
 class LookupStatus(enum.StrEnum):
@@ -39,9 +42,14 @@ class DnsblResult:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """Everything the pipeline knows about a message beyond its bytes."""
+    """Everything the pipeline knows about a message beyond its bytes.
+
+    ``lists`` holds sender-list entries customers added at run time, per
+    domain; the configured lists come with the policy.
+    """
 
     dnsbl: tuple[DnsblResult, ...] = ()
+    lists: Mapping[str, DomainLists] = field(default_factory=dict)
 
 
 NO_FACTS = Facts()

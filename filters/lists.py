@@ -6,10 +6,10 @@ of which scope names this sender?", so the matching lives here once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from filters.policy import DomainPolicy, Lists, PolicyConfig
+from filters.policy import DomainPolicy, GroupPolicy, Lists, PolicyConfig, UserPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +52,43 @@ def recipient_scopes(config: PolicyConfig, domain: DomainPolicy, recipient: str)
 
 def global_scope(config: PolicyConfig) -> Scope:
     return Scope("global", config)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainLists:
+    """Entries a customer added at run time (REST API) for one domain, by scope."""
+
+    domain: Lists = field(default_factory=Lists)
+    users: Mapping[str, Lists] = field(default_factory=dict)
+    groups: Mapping[str, Lists] = field(default_factory=dict)
+
+
+def _joined(base: Lists, extra: Lists | None) -> dict[str, list[str]]:
+    if extra is None:
+        return {}
+    return {
+        "whitelist": [*base.whitelist, *extra.whitelist],
+        "blacklist": [*base.blacklist, *extra.blacklist],
+    }
+
+
+def with_dynamic_lists(domain: DomainPolicy, extra: DomainLists | None) -> DomainPolicy:
+    """The domain's policy with run-time entries added to the configured lists of each scope.
+
+    Groups must exist in the policy file (membership lives there); entries for
+    a group that no longer exists are ignored, like the group itself.
+    """
+    if extra is None:
+        return domain
+    users = dict(domain.users)
+    for address, lists in extra.users.items():
+        users[address] = users.get(address, UserPolicy()).model_copy(
+            update=_joined(users.get(address, UserPolicy()), lists)
+        )
+    groups: dict[str, GroupPolicy] = {
+        name: group.model_copy(update=_joined(group, extra.groups.get(name)))
+        for name, group in domain.groups.items()
+    }
+    return domain.model_copy(
+        update={**_joined(domain, extra.domain), "users": users, "groups": groups}
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from filters import antivirus, blacklist, content, heuristics, signatures, whitelist
 from filters.facts import Facts
-from filters.lists import domain_of
+from filters.lists import domain_of, with_dynamic_lists
 from filters.mail import Mail
 from filters.policy import DomainPolicy
 from filters.runtime import Policy
@@ -26,7 +26,8 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
     The policy of the first recipient's domain applies; the gateway hands the
     pipeline one domain's recipients at a time.
     """
-    domain = policy.config.domain_policy(domain_of(mail.recipients[0]) if mail.recipients else "")
+    name = domain_of(mail.recipients[0]) if mail.recipients else ""
+    domain = with_dynamic_lists(policy.config.domain_policy(name), facts.lists.get(name))
     viruses = antivirus.scan(mail, policy.viruses)
     if viruses:
         return _virus_verdict(viruses)

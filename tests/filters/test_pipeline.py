@@ -164,3 +164,23 @@ def test_virus_decides_alone(
 def test_malformed_messages_get_a_verdict(tmp_path: Path, raw: bytes) -> None:
     verdict = evaluate(Mail(raw), NO_FACTS, _policy(tmp_path, {}))
     assert isinstance(verdict.action, Action)
+
+
+def test_runtime_list_entries_from_facts_apply(tmp_path: Path) -> None:
+    from filters.facts import Facts
+    from filters.lists import DomainLists
+    from filters.policy import Lists
+
+    mail = make_mail(SPAM_BODY, sender="promo@offers.example")
+    policy = _policy(tmp_path, {"heuristics": {"thresholds": {"quarantine": -1000.0}}})
+    assert evaluate(mail, NO_FACTS, policy).action is Action.QUARANTINE
+    trusted = Facts(
+        lists={
+            "example.test": DomainLists(
+                users={"bob@example.test": Lists(whitelist=["offers.example"])}
+            )
+        }
+    )
+    assert evaluate(mail, trusted, policy).symbols == ("WHITELIST",)
+    blocked = Facts(lists={"example.test": DomainLists(domain=Lists(blacklist=["offers.example"]))})
+    assert "BLACKLIST_PRIVATE" in evaluate(mail, blocked, policy).symbols
