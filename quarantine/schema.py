@@ -13,7 +13,9 @@ from service.schema import metadata
 held_recipients = Table(
     "held_recipients",
     metadata,
-    Column("held_id", String(32), ForeignKey("quarantine.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "held_id", String(32), ForeignKey("quarantine.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("address", String(320), primary_key=True),
     Column("domain", String(255), nullable=False),
 )

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from filters.lists import domain_of
+from filters.mail import Mail
 from filters.verdict import Action, Category, Verdict
 from service.rewrite import verdict_headers
 from service.store import EventRecord, Held, NewDelivery, Spooled
@@ -37,6 +38,7 @@ def decide(
     verdict: Verdict,
     now: float,
     *,
+    subject: str = "",
     quarantine_ok: bool = True,
 ) -> Outcome:
     """The deliveries, quarantine entry and event for one domain's recipients.
@@ -82,6 +84,8 @@ def decide(
             score=verdict.score,
             hits=_hits(verdict),
             expires_at=now + RETENTION.get(verdict.category, 14 * DAY),
+            subject=subject,
+            viruses=tuple(v.name for v in verdict.viruses),
         )
         outcome = "quarantined"
     else:
@@ -113,3 +117,12 @@ def group_by_domain(rcpt_tos: Sequence[str]) -> dict[str, tuple[str, ...]]:
     for rcpt in rcpt_tos:
         groups.setdefault(domain_of(rcpt), []).append(rcpt)
     return {d: tuple(r) for d, r in groups.items()}
+
+
+def subject_of(raw: bytes) -> str:
+    """The decoded Subject, from the header block only (cheap even for a 20 MB message)."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    head = raw[: end if end >= 0 else 65_536][:65_536]
+    return Mail(head + b"\r\n\r\n").subject[:998]

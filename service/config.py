@@ -70,6 +70,21 @@ class FilterConfig(_Section):
     concurrency: int = Field(8, ge=1, description="messages filtered at once")
 
 
+class QuarantineConfig(_Section):
+    quota_per_domain: int = Field(100_000, ge=0, description="held messages per domain; then tag")
+    purge_interval: float = Field(3600.0, gt=0, description="seconds between retention purges")
+    digest_interval: float = Field(60.0, gt=0, description="seconds between digest checks")
+    digest_hour: int = Field(8, ge=0, le=23, description="local hour daily digests go out (UTC)")
+    link_secret: str | None = Field(
+        None, min_length=32, description="HMAC key for digest links; unset: generated in data dir"
+    )
+    link_ttl: float = Field(7 * 86400.0, gt=0, description="seconds a digest link stays valid")
+    public_url: str | None = Field(
+        None, description="base URL in digests; default the HTTP address"
+    )
+    notify_new_accounts: bool = Field(True, description="mail a recipient when its account opens")
+
+
 class DomainConfig(_Section):
     downstream: str | None = Field(
         None, description="host:port of the customer's server; MX if unset"
@@ -102,6 +117,7 @@ class GatewayConfig(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
 
     @field_validator("domains")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from filters.mail import Envelope
-from service.actions import decide, group_by_domain
+from quarantine.held import QuarantineUnavailable
+from service.actions import decide, group_by_domain, subject_of
 from service.classifier import Classifier
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
@@ -37,12 +38,16 @@ class Processor:
         *,
         concurrency: int,
         clock: Callable[[], float] = time.time,
+        quarantine_quota: int = 1_000_000,
+        notices: Callable[[Spooled, list[str]], Awaitable[list[Delivery]]] | None = None,
     ) -> None:
         self.classifier = classifier
         self.writer = writer
         self.outbound = outbound
         self.metrics = metrics
         self.clock = clock
+        self.quarantine_quota = quarantine_quota
+        self.notices = notices
         self.queue: asyncio.Queue[Spooled] = asyncio.Queue()
         self._tasks = [
             asyncio.create_task(self._work(), name=f"mailmoat-filter-{i}")
@@ -67,18 +72,31 @@ class Processor:
         groups = group_by_domain(message.rcpt_tos)
         facts = await self.classifier.facts(message.raw, envelope)
         for result in facts.dnsbl:
-            self.metrics.dns_lookup(
-                result.zone, result.seconds, failed=result.status in ("timeout", "error")
-            )
+            failed = result.status in ("timeout", "error")
+            self.metrics.dns_lookup(result.zone, result.seconds, failed=failed)
         verdicts = await self.classifier.classify(
             message.raw, envelope, list(groups.values()), facts
         )
         now = self.clock()
+        subject = subject_of(message.raw)
+        pairs = list(zip(groups.items(), verdicts, strict=True))
         outcomes = [
-            decide(message, domain, rcpts, verdict, now)
-            for (domain, rcpts), (verdict, _) in zip(groups.items(), verdicts, strict=True)
+            decide(message, domain, rcpts, verdict, now, subject=subject)
+            for (domain, rcpts), (verdict, _) in pairs
         ]
-        created = await self.writer.call(self.writer.store.record_filtered, message, now, outcomes)
+        store = self.writer.store
+        try:
+            recorded = await self.writer.call(
+                store.record_filtered, message, now, outcomes, self.quarantine_quota
+            )
+        except QuarantineUnavailable as exc:
+            # SPEC 3: what the quarantine cannot take is tagged and delivered instead.
+            log.warning("quarantine unavailable for %s: %s; tagging instead", message.id, exc)
+            outcomes = [
+                decide(message, domain, rcpts, verdict, now, subject=subject, quarantine_ok=False)
+                for (domain, rcpts), (verdict, _) in pairs
+            ]
+            recorded = await self.writer.call(store.record_filtered, message, now, outcomes)
         for (verdict, seconds), (record, _, _) in zip(verdicts, outcomes, strict=True):
             self.metrics.verdict(verdict, seconds)
             log.info(
@@ -94,6 +112,9 @@ class Processor:
                     "since_received_seconds": round(now - message.received_at, 4),
                 },
             )
+        created = recorded.deliveries
+        if recorded.new_accounts and self.notices is not None:
+            created += await self.notices(message, recorded.new_accounts)
         self.outbound.add(created)
         return created
 

@@ -101,5 +101,8 @@ quarantine = Table(
     Column("quarantined_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("state", String(16), nullable=False, comment="held | released | deleted"),
+    Column("subject", Text, comment="decoded Subject, for listings and digests"),
+    Column("size", Integer, comment="bytes of the held message"),
+    Column("viruses", Text, comment="JSON list of virus names, for virus quarantine"),
 )
 Index("ix_quarantine_domain", quarantine.c.domain, quarantine.c.state)

@@ -9,19 +9,22 @@ on disk, which is what lets the SMTP side say 250 only after ``spool``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection
 
+from quarantine import held as held_mail
 from service.schema import deliveries, events, messages, quarantine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,16 @@ class Held:
     score: float
     hits: tuple[dict[str, Any], ...]
     expires_at: float
+    subject: str = ""
+    viruses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record_filtered`` created: deliveries to queue, recipients given a new account."""
+
+    deliveries: list[Delivery]
+    new_accounts: list[str]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -108,7 +121,32 @@ def migrate(connection: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")  # the gateway and the SLA monitor each add branches
+
+
+def insert_deliveries(
+    conn: Connection,
+    message_id: str,
+    received_at: float,
+    items: Sequence[NewDelivery],
+    now: float,
+    worker: int = 0,
+) -> list[Delivery]:
+    """Queue deliveries of a stored message, due now; one by one, since each new id is needed."""
+    created = []
+    for d in items:
+        result = conn.execute(
+            deliveries.insert().values(
+                message_id=message_id, kind=d.kind, domain=d.domain, mail_from=d.mail_from,
+                rcpt_tos=json.dumps(d.rcpt_tos), prefix=d.prefix, subject_tag=d.subject_tag,
+                body=d.body, is_spam=d.is_spam, state="pending", attempts=0, created_at=now,
+                next_attempt_at=now, updated_at=now, worker=worker,
+            )
+        )  # fmt: skip
+        key = result.inserted_primary_key
+        assert key is not None, "insert returned no primary key"
+        created.append(Delivery(int(key[0]), message_id, d, 0, now, now, received_at))
+    return created
 
 
 class Store:
@@ -124,6 +162,20 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(conn, ...)`` on a read connection (WAL: readers never wait for the writer)."""
+        with self.engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    def write(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(conn, ...)`` in one transaction; call it on the writer thread."""
+        with self.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
 
     def writable(self) -> bool:
         """True when a write transaction commits (for /readyz)."""
@@ -190,13 +242,17 @@ class Store:
         message: Spooled,
         filtered_at: float,
         outcomes: Iterable[tuple[EventRecord, Sequence[NewDelivery], Held | None]],
-    ) -> list[Delivery]:
+        quarantine_quota: int = 1_000_000,
+    ) -> Recorded:
         """Deliveries, quarantine entries and events of one message, and mark it filtered.
 
         One transaction: after a crash the message is either still ``spooled``
-        (and filtered again) or fully recorded, never half.
+        (and filtered again) or fully recorded, never half. Raises
+        ``QuarantineUnavailable`` (nothing written) when a held message does not
+        fit its domain's quarantine: the caller tags and delivers it instead.
         """
         created: list[Delivery] = []
+        accounts: list[str] = []
         with self.engine.begin() as conn:
             for record, items, held in outcomes:
                 conn.execute(
@@ -220,10 +276,14 @@ class Store:
                 created += self._insert_deliveries(conn, message, items, filtered_at)
                 if held is not None:
                     self._insert_held(conn, message, held, filtered_at)
+                    accounts += held_mail.hold(
+                        conn, held_id=held.id, recipients=held.rcpt_tos, quota=quarantine_quota,
+                        now=filtered_at,
+                    )  # fmt: skip
             conn.execute(
                 update(messages).where(messages.c.id == message.id).values(state="filtered")
             )
-        return created
+        return Recorded(created, accounts)
 
     def _insert_deliveries(
         self,
@@ -232,36 +292,11 @@ class Store:
         items: Sequence[NewDelivery],
         now: float,
     ) -> list[Delivery]:
-        """Insert deliveries one by one: the caller needs each new row's id."""
-        message_id = message.id if isinstance(message, Spooled) else message.message_id
-        received_at = message.received_at
-        worker = message.worker if isinstance(message, Spooled) else 0
-        created = []
-        for d in items:
-            result = conn.execute(
-                deliveries.insert().values(
-                    message_id=message_id,
-                    kind=d.kind,
-                    domain=d.domain,
-                    mail_from=d.mail_from,
-                    rcpt_tos=json.dumps(d.rcpt_tos),
-                    prefix=d.prefix,
-                    subject_tag=d.subject_tag,
-                    body=d.body,
-                    is_spam=d.is_spam,
-                    state="pending",
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    updated_at=now,
-                    worker=worker,
-                )
+        if isinstance(message, Spooled):
+            return insert_deliveries(
+                conn, message.id, message.received_at, items, now, message.worker
             )
-            key = result.inserted_primary_key
-            assert key is not None, "insert returned no primary key"
-            row_id = int(key[0])
-            created.append(Delivery(row_id, message_id, d, 0, now, now, received_at))
-        return created
+        return insert_deliveries(conn, message.message_id, message.received_at, items, now)
 
     def _insert_held(self, conn: Connection, message: Spooled, held: Held, now: float) -> None:
         conn.execute(
@@ -279,6 +314,9 @@ class Store:
                 "quarantined_at": now,
                 "expires_at": held.expires_at,
                 "state": "held",
+                "subject": held.subject,
+                "size": len(message.raw),
+                "viruses": json.dumps(held.viruses),
             },
         )
 
@@ -339,13 +377,22 @@ class Store:
                     state=state, updated_at=now, last_error=error, attempts=delivery.attempts + 1
                 )
             )
-            if state == "delivered" and delivery.item.kind in ("deliver", "redirect"):
-                conn.execute(
+            if delivery.item.kind in ("deliver", "redirect"):
+                # The event keeps the final word for the SLA monitor: when it arrived, or
+                # that it never did and why.
+                values = (
+                    {"delivered_at": now}
+                    if state == "delivered"
+                    else {"outcome": state, "detail": error}
+                )
+                event = (
                     update(events)
                     .where(events.c.message_id == delivery.message_id)
                     .where(events.c.delivered_at.is_(None))
-                    .values(delivered_at=now)
                 )
+                if delivery.item.kind == "deliver":
+                    event = event.where(events.c.domain == delivery.item.domain)
+                conn.execute(event.values(**values))
             return self._insert_deliveries(conn, delivery, follow_up, now)
 
     def add_follow_ups(

@@ -43,7 +43,7 @@ def test_filtering_outcome_is_recorded_in_one_step(tmp_path: Path) -> None:
     store.spool([msg])
     record = EventRecord("example.test", "deliver", "clean", "delivered", 0.0, (), (), 1)
     item = NewDelivery("deliver", "example.test", msg.mail_from, msg.rcpt_tos)
-    (created,) = store.record_filtered(msg, 2000.0, [(record, [item], None)])
+    (created,) = store.record_filtered(msg, 2000.0, [(record, [item], None)]).deliveries
     assert store.unfiltered(0, 1) == []
     assert [d.id for d in store.pending_deliveries(0, 1)] == [created.id]
     assert store.queue_lengths() == {"example.test": 1}
