@@ -33,6 +33,7 @@ class Pending:
     """A held message waiting to appear in one recipient's digest."""
 
     held_id: str
+    message_id: str
     sender: str
     subject: str
     quarantined_at: float
@@ -74,7 +75,9 @@ def pending(conn: Connection, account: Account) -> list[Pending]:
         .order_by(quarantine.c.quarantined_at)
     )  # fmt: skip
     return [
-        Pending(r.id, r.mail_from, r.subject or "", r.quarantined_at, r.score, r.category)
+        Pending(
+            r.id, r.message_id, r.mail_from, r.subject or "", r.quarantined_at, r.score, r.category
+        )
         for r in rows
     ]
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 
@@ -21,8 +23,13 @@ from aiosmtpd.smtp import SMTP
 from prometheus_client import CollectorRegistry
 
 from filters.dnsbl import DnsblClient
+from quarantine import api, pages
+from quarantine.auth import bearer_principal
+from quarantine.service import Quarantine
+from quarantine.upkeep import Upkeep
 from service.classifier import Classifier, PolicySource
 from service.config import GatewayConfig
+from service.dynamic_lists import DynamicLists
 from service.http import create_app
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
@@ -43,6 +50,19 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def link_secret(config: GatewayConfig) -> bytes:
+    """The digest-link key: from config, else generated once beside the store (mode 0600)."""
+    if config.quarantine.link_secret:
+        return config.quarantine.link_secret.encode()
+    path = config.store.path.parent / "link-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 class Gateway:
@@ -95,6 +115,22 @@ class Gateway:
             hostname=config.smtp.hostname,
             clock=self.clock,
         )
+        self.lists = DynamicLists(self.store)
+        self.quarantine = Quarantine(
+            writer=self.writer,
+            outbound=self.outbound,
+            clock=self.clock,
+            on_lists_changed=self.lists.invalidate,
+        )
+        self.upkeep = Upkeep(
+            self.quarantine,
+            config.quarantine,
+            secret=link_secret(config),
+            base_url=config.quarantine.public_url
+            or f"http://{config.http.host}:{config.http.port}",
+            hostname=config.smtp.hostname,
+            clock=self.clock,
+        )
         self.processor = Processor(
             self.classifier,
             self.writer,
@@ -102,9 +138,13 @@ class Gateway:
             self.metrics,
             concurrency=config.filter.concurrency,
             clock=self.clock,
+            quarantine_quota=config.quarantine.quota_per_domain,
+            notices=self.upkeep.notices,
+            lists=self.lists,
         )
         await self._recover()
         self.outbound.start()
+        self._upkeep_task = asyncio.create_task(self.upkeep.run(), name="mailmoat-upkeep")
 
         handler = Gatekeeper(
             domains=frozenset(config.domains),
@@ -146,6 +186,10 @@ class Gateway:
             registry=self.registry,
             readiness={"smtp": self.smtp.is_serving, "store": self.store.writable},
             auth=self.config.http.metrics_auth,
+            routers=[
+                api.create_router(self.quarantine, bearer_principal(self.quarantine)),
+                pages.create_router(self.upkeep),
+            ],
         )
         server_config = uvicorn.Config(
             app,
@@ -176,6 +220,8 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
+        self._upkeep_task.cancel()
+        await asyncio.gather(self._upkeep_task, return_exceptions=True)
         await self.processor.close()
         await self.outbound.close()
         await self.writer.close()

@@ -8,10 +8,10 @@ import binascii
 import hmac
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Self
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -140,6 +140,7 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck],
     auth: MetricsAuth | None = None,
     check_timeout: float = 2.0,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The HTTP app: ``/metrics`` for Prometheus, ``/healthz`` (alive), ``/readyz`` (can serve).
 
@@ -147,8 +148,13 @@ def create_app(
     a worker thread, async ones on the loop, each bounded by ``check_timeout``
     seconds. ``metrics`` supplies the live queue collector in multiprocess mode.
     """
-    app = FastAPI(title="Mailmoat gateway")
+    app = FastAPI(
+        title="Mailmoat gateway",
+        description="Quarantine, sender lists and reports for customers; metrics and probes.",
+    )
     install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router)
     checks = dict(readiness)
 
     @app.get("/healthz")

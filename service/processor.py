@@ -13,11 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from filters.mail import Envelope
 from quarantine.held import QuarantineUnavailable
 from service.actions import decide, group_by_domain, subject_of
 from service.classifier import Classifier
+from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
 from service.store import Delivery, Spooled
@@ -40,6 +42,7 @@ class Processor:
         clock: Callable[[], float] = time.time,
         quarantine_quota: int = 1_000_000,
         notices: Callable[[Spooled, list[str]], Awaitable[list[Delivery]]] | None = None,
+        lists: DynamicLists | None = None,
     ) -> None:
         self.classifier = classifier
         self.writer = writer
@@ -48,6 +51,7 @@ class Processor:
         self.clock = clock
         self.quarantine_quota = quarantine_quota
         self.notices = notices
+        self.lists = lists
         self.queue: asyncio.Queue[Spooled] = asyncio.Queue()
         self._tasks = [
             asyncio.create_task(self._work(), name=f"mailmoat-filter-{i}")
@@ -71,6 +75,8 @@ class Processor:
         envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
         groups = group_by_domain(message.rcpt_tos)
         facts = await self.classifier.facts(message.raw, envelope)
+        if self.lists is not None:
+            facts = replace(facts, lists=await self.lists.snapshot())
         for result in facts.dnsbl:
             failed = result.status in ("timeout", "error")
             self.metrics.dns_lookup(result.zone, result.seconds, failed=failed)

@@ -1,0 +1,174 @@
+"""Quarantine chores on a schedule: retention purge, digests, new-account notices, links.
+
+The purge deletes in small batches, each its own transaction on the writer
+thread, yielding between batches, so purging 100,000 expired messages never
+holds up the SMTP side for long. Time comes from the injected clock, so
+tests run months of retention in a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from filters.lists import domain_of
+from quarantine import accounts, digest, held, links
+from quarantine.schema import link_uses
+from quarantine.service import NotFound, Quarantine, Refused
+from service.config import QuarantineConfig
+from service.principal import Principal
+from service.store import Delivery, NewDelivery, Spooled, insert_deliveries
+
+log = logging.getLogger("mailmoat.quarantine")
+
+
+class Upkeep:
+    """Runs the purge and the digests; builds notices; follows one-click digest links."""
+
+    def __init__(
+        self,
+        quarantine: Quarantine,
+        config: QuarantineConfig,
+        *,
+        secret: bytes,
+        base_url: str,
+        hostname: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.quarantine = quarantine
+        self.config = config
+        self.secret = secret
+        self.base_url = base_url.rstrip("/")
+        self.hostname = hostname
+        self.clock = clock
+        self.sender = f"quarantine@{hostname}"
+
+    # --- retention ------------------------------------------------------------------------
+
+    async def purge(self) -> tuple[int, int]:
+        """Delete expired held mail and bodies nothing needs; returns (held, bodies) removed."""
+        removed = [0, 0]
+        for index, step in enumerate((held.purge, held.purge_bodies)):
+            while True:
+                if step is held.purge:
+                    n = await self.quarantine.write(held.purge, self.clock())
+                else:
+                    n = await self.quarantine.write(held.purge_bodies)
+                removed[index] += n
+                if n == 0:
+                    break
+                await asyncio.sleep(0)  # let SMTP sessions run between batches
+        if any(removed):
+            log.info("purged", extra={"held": removed[0], "bodies": removed[1]})
+        return removed[0], removed[1]
+
+    # --- digests and notices ----------------------------------------------------------------
+
+    def _link(self, action: str, item: digest.DigestItem, recipient: str) -> str:
+        token = links.sign(
+            self.secret, action=action, held_id=item.held_id, recipient=recipient,
+            expires_at=self.clock() + self.config.link_ttl, nonce=links.new_nonce(),
+        )  # fmt: skip
+        return f"{self.base_url}/q/{token}"
+
+    async def send_digests(self) -> int:
+        """One digest per due account with something new; returns how many were queued."""
+        now = self.clock()
+        sent = 0
+        for account in await self.quarantine.read(accounts.find, None):
+            due = digest.digest_due(
+                mode=account.notify, every_hours=account.every_hours,
+                last_sent_at=account.last_digest_at, now=now, send_hour=self.config.digest_hour,
+            )  # fmt: skip
+            if due and await self._digest(account, now):
+                sent += 1
+        return sent
+
+    async def _digest(self, account: accounts.Account, now: float) -> bool:
+        pending = await self.quarantine.read(accounts.pending, account)
+        if not pending:
+            return False
+        items = [
+            digest.DigestItem(p.held_id, p.sender, p.subject, p.quarantined_at, p.score,
+                              p.category, f"{p.category}, score {p.score:.1f}")
+            for p in pending
+        ]  # fmt: skip
+        address = account.address
+
+        def link_for(action: str, item: digest.DigestItem) -> str:
+            return self._link(action, item, address)
+
+        body = digest.render_digest(
+            recipient=address, items=items, base_url=self.base_url, link_for=link_for,
+            sender=self.sender, now=now, hostname=self.hostname,
+        )  # fmt: skip
+        newest = max(p.quarantined_at for p in pending)
+        item = NewDelivery("digest", domain_of(address), "", (address,), body=body)
+
+        def transaction(conn: Connection) -> list[Delivery]:
+            accounts.digest_sent(conn, address, newest)
+            return insert_deliveries(conn, pending[0].message_id, now, [item], now)
+
+        self.quarantine.outbound.add(await self.quarantine.write(transaction))
+        return True
+
+    async def notices(self, message: Spooled, addresses: list[str]) -> list[Delivery]:
+        """Tell each recipient its quarantine account was opened (SPEC 3 [11])."""
+        if not self.config.notify_new_accounts:
+            return []
+        now = self.clock()
+        items = [
+            NewDelivery("notify", domain_of(a), "", (a,),
+                        body=digest.render_notice(recipient=a, sender=self.sender,
+                                                  base_url=self.base_url, now=now,
+                                                  hostname=self.hostname))
+            for a in addresses
+        ]  # fmt: skip
+        return await self.quarantine.write(
+            lambda conn: insert_deliveries(conn, message.id, message.received_at, items, now)
+        )
+
+    # --- one-click links ----------------------------------------------------------------------
+
+    async def follow(self, token: str) -> str:
+        """Carry out a digest link once; returns what was done. Raises LinkError, Refused."""
+        claim = links.verify(self.secret, token, now=self.clock())
+        found = await self.quarantine.read(held.get, claim.held_id)
+        if found is None or claim.recipient not in found.summary.recipients:
+            raise NotFound(claim.held_id)
+        try:
+            await self.quarantine.write(
+                lambda conn: conn.execute(link_uses.insert().values(nonce=claim.nonce,
+                                                                    used_at=self.clock()))
+            )  # fmt: skip
+        except IntegrityError:
+            raise Refused("this link was already used", 410) from None
+        who = Principal(f"link:{claim.recipient}", False, frozenset({found.summary.domain}))
+        if claim.action == "release":
+            done = await self.quarantine.release(who, claim.held_id, [claim.recipient])
+            return done.detail
+        if claim.action == "delete":
+            deleted = await self.quarantine.delete(who, claim.held_id)
+            return "deleted" if deleted else "already gone; nothing done"
+        await self.quarantine.sender_to_list(who, claim.held_id, "whitelist", "user")
+        return f"{found.summary.sender} is now allowed for {claim.recipient}"
+
+    # --- schedule --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Purge at start and every ``purge_interval``; digests every ``digest_interval``."""
+        next_purge = 0.0
+        while True:
+            now = self.clock()
+            try:
+                if now >= next_purge:
+                    await self.purge()
+                    next_purge = now + self.config.purge_interval
+                await self.send_digests()
+            except Exception:  # a failed round is retried next round, never stops the gateway
+                log.exception("quarantine upkeep failed; retrying next round")
+            await asyncio.sleep(self.config.digest_interval)
