@@ -175,7 +175,7 @@ def create_router(
     quarantine: Quarantine, principal: Callable[..., Awaitable[Principal]]
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["quarantine"])
-    Caller = Annotated[Principal, Depends(principal)]
+    caller = Depends(principal)
 
     async def guarded(call: Awaitable[Any], what: str) -> Any:
         try:
@@ -187,7 +187,7 @@ def create_router(
 
     @router.get("/quarantine", response_model=Page)
     async def list_held(
-        who: Caller,
+        who: Principal = caller,
         recipient: str | None = None,
         sender: str | None = None,
         since: datetime | None = None,
@@ -210,22 +210,22 @@ def create_router(
         return Page(items=[HeldOut.of(i) for i in items], next_cursor=nxt)
 
     @router.get("/quarantine/{held_id}", response_model=HeldDetail)
-    async def read_held(held_id: str, who: Caller) -> HeldDetail:
+    async def read_held(held_id: str, who: Principal = caller) -> HeldDetail:
         found = await guarded(quarantine.get(who, held_id), "message")
         return HeldDetail(**HeldOut.of(found.summary).model_dump(), **detail_of(found))
 
     @router.post("/quarantine/{held_id}/release", response_model=ReleaseOut)
-    async def release(held_id: str, body: ReleaseIn, who: Caller) -> ReleaseOut:
+    async def release(held_id: str, body: ReleaseIn, who: Principal = caller) -> ReleaseOut:
         done = await guarded(quarantine.release(who, held_id, body.to, body.reason), "message")
         return ReleaseOut(released=done.released, to=list(done.targets), detail=done.detail)
 
     @router.delete("/quarantine/{held_id}", response_model=DeleteOut)
-    async def delete(held_id: str, who: Caller) -> DeleteOut:
+    async def delete(held_id: str, who: Principal = caller) -> DeleteOut:
         gone = await guarded(quarantine.delete(who, held_id), "message")
         return DeleteOut(deleted=gone, detail="deleted" if gone else "not held; nothing done")
 
     @router.post("/quarantine/bulk", response_model=BulkOut)
-    async def bulk(body: BulkIn, who: Caller) -> BulkOut:
+    async def bulk(body: BulkIn, who: Principal = caller) -> BulkOut:
         results: dict[str, dict[str, Any]] = {}
         for held_id in dict.fromkeys(body.ids):
             try:
@@ -243,36 +243,36 @@ def create_router(
         return BulkOut(results=results)
 
     @router.post("/quarantine/{held_id}/sender", response_model=list[EntryOut], status_code=201)
-    async def list_sender(held_id: str, body: SenderIn, who: Caller) -> list[EntryOut]:
+    async def list_sender(held_id: str, body: SenderIn, who: Principal = caller) -> list[EntryOut]:
         made = await guarded(quarantine.sender_to_list(who, held_id, body.list, body.scope),
                              "message")  # fmt: skip
         return [_entry_out(e) for e in made]
 
     @router.post("/quarantine/{held_id}/release-requests", response_model=RequestOut,
                  status_code=201)  # fmt: skip
-    async def request_release(held_id: str, body: RequestIn, who: Caller) -> RequestOut:
+    async def request_release(held_id: str, body: RequestIn, who: Principal = caller) -> RequestOut:
         made = await guarded(quarantine.request_release(who, held_id, body.reason, body.to),
                              "message")  # fmt: skip
         return _request_out(made)
 
     @router.get("/release-requests", response_model=list[RequestOut])
     async def list_requests(
-        who: Caller, status: Literal["pending", "released", "refused"] | None = None
+        who: Principal = caller, status: Literal["pending", "released", "refused"] | None = None
     ) -> list[RequestOut]:
         return [_request_out(r) for r in await quarantine.release_requests(who, status)]
 
     @router.post("/release-requests/{request_id}/decision", response_model=RequestOut)
-    async def decide(request_id: str, body: DecisionIn, who: Caller) -> RequestOut:
+    async def decide(request_id: str, body: DecisionIn, who: Principal = caller) -> RequestOut:
         done = await guarded(quarantine.decide(who, request_id, body.approve, body.reason),
                              "release request")  # fmt: skip
         return _request_out(done)
 
     @router.get("/lists", response_model=list[EntryOut])
-    async def list_entries(who: Caller) -> list[EntryOut]:
+    async def list_entries(who: Principal = caller) -> list[EntryOut]:
         return [_entry_out(e) for e in await quarantine.entries(who)]
 
     @router.post("/lists", response_model=EntryOut, status_code=201)
-    async def add_entry(body: EntryIn, who: Caller) -> EntryOut:
+    async def add_entry(body: EntryIn, who: Principal = caller) -> EntryOut:
         domain = body.domain.lower().strip(".")
         owner = domain if body.scope == "domain" else (body.owner or "").strip().lower()
         if body.scope == "user" and domain_of(owner) != domain:
@@ -287,11 +287,13 @@ def create_router(
         return _entry_out(made)
 
     @router.delete("/lists/{entry_id}", status_code=204)
-    async def remove_entry(entry_id: int, who: Caller) -> None:
+    async def remove_entry(entry_id: int, who: Principal = caller) -> None:
         await guarded(quarantine.remove_entry(who, entry_id), "list entry")
 
     @router.get("/reports", response_model=ReportOut)
-    async def report(domain: str, since: datetime, until: datetime, who: Caller) -> ReportOut:
+    async def report(
+        domain: str, since: datetime, until: datetime, who: Principal = caller
+    ) -> ReportOut:
         if not who.sees(domain):
             raise HTTPException(404, "no such domain")
         if until <= since:

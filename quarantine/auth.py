@@ -19,7 +19,7 @@ def bearer_principal(quarantine: Quarantine) -> Callable[..., Awaitable[Principa
     """A FastAPI dependency resolving ``Authorization: Bearer <token>`` to its Principal."""
 
     async def principal(
-        credentials: HTTPAuthorizationCredentials | None = Depends(_scheme),  # noqa: B008
+        credentials: HTTPAuthorizationCredentials | None = Depends(_scheme),
     ) -> Principal:
         if credentials is None:
             raise HTTPException(401, "an API token is required", {"WWW-Authenticate": CHALLENGE})
