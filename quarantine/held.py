@@ -116,7 +116,7 @@ def hold(
         conn.execute(
             accounts.insert(),
             [{"address": a, "domain": domain_of(a), "created_at": now, "notify": "daily",
-              "every_hours": None, "last_digest_at": now} for a in created],
+              "every_hours": None, "last_digest_at": None} for a in created],
         )  # fmt: skip
     return created
 

@@ -206,6 +206,8 @@ class Gateway:
                 self._http_task.result()  # raises the bind error, if any
             await asyncio.sleep(0.01)
         self.http_port = self.http.servers[0].sockets[0].getsockname()[1]
+        if self.config.quarantine.public_url is None:  # links must name the port really bound
+            self.upkeep.base_url = f"http://{self.config.http.host}:{self.http_port}"
 
     async def stop(self) -> None:
         """Graceful: stop accepting, drain sessions (bounded), stop the rest in order."""

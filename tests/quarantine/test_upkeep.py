@@ -1,0 +1,101 @@
+"""Retention on virtual time, digests, and their one-click links."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import re
+
+from quarantine import accounts
+from quarantine.links import verify
+from tests.quarantine.conftest import Env
+from tests.service.gatewayfixtures import rows
+
+DAY = 86400.0
+LINK = re.compile(rb"http://[^\s\"<>]+/q/([A-Za-z0-9_.=-]+)")
+
+
+async def test_retention_spam_14_days_virus_30_days(env: Env) -> None:
+    spam = await env.hold_spam()
+    virus = await env.hold_virus()
+    await env.delivered_to("bob@example.test")  # the account notice is out: nothing pending
+    upkeep = env.gateway.upkeep
+    env.clock.advance(13 * DAY)
+    assert (await upkeep.purge())[0] == 0
+    env.clock.advance(2 * DAY)  # day 15
+    assert (await upkeep.purge())[0] == 1
+    assert [r[0] for r in rows(env.db, "SELECT id FROM quarantine")] == [virus]
+    env.clock.advance(16 * DAY)  # day 31
+    assert (await upkeep.purge())[0] == 1
+    assert rows(env.db, "SELECT count(*) FROM quarantine") == [(0,)]
+    # The bodies go too; the events that say what happened stay for the SLA monitor.
+    assert rows(env.db, "SELECT count(*) FROM messages WHERE raw != x''") == [(0,)]
+    assert rows(env.db, "SELECT count(*) FROM events") == [(2,)]
+    assert spam != virus
+
+
+async def _digest_links(env: Env) -> dict[str, bytes]:
+    """Hold spam for bob, send his digest, and return its links by action."""
+    await env.hold_spam(subject="held one")
+    await env.delivered_to("bob@example.test")  # account notice
+    env.clock.advance(DAY)  # the daily digest is due
+    assert await env.gateway.upkeep.send_digests() == 1
+    assert await env.gateway.upkeep.send_digests() == 0  # nothing new: no second digest
+    received = await env.delivered_to("bob@example.test", 2)
+    (digest,) = [r for r in received if b"Subject: Quarantine digest" in r.data]
+    parsed = email.message_from_bytes(digest.data, policy=email.policy.default)
+    body = parsed.get_body(("plain",))
+    assert isinstance(body, email.message.EmailMessage)
+    text = body.get_content().encode()
+    secret = env.gateway.upkeep.secret
+    return {verify(secret, t.decode(), now=env.clock()).action: t for t in LINK.findall(text)}
+
+
+async def test_digest_link_releases_once(env: Env) -> None:
+    links = await _digest_links(env)
+    assert set(links) == {"release", "delete", "allow_sender"}
+    url = f"/q/{links['release'].decode()}"
+    page = await env.http.get(url)  # a link scanner fetching it changes nothing
+    assert page.status_code == 200 and "<form method='post'" in page.text
+    assert rows(env.db, "SELECT state FROM quarantine") == [("held",)]
+    done = await env.http.post(url)
+    assert done.status_code == 200 and "released" in done.text
+    await env.released_to("bob@example.test")
+    reused = await env.http.post(url)
+    assert reused.status_code == 410 and "already used" in reused.text
+
+
+async def test_digest_link_expires(env: Env) -> None:
+    links = await _digest_links(env)
+    env.clock.advance(8 * DAY)  # links live 7 days
+    answer = await env.http.post(f"/q/{links['delete'].decode()}")
+    assert answer.status_code == 410 and "expired" in answer.text
+    assert rows(env.db, "SELECT state FROM quarantine") == [("held",)]
+
+
+async def test_tampered_link_is_refused(env: Env) -> None:
+    links = await _digest_links(env)
+    token = links["release"].decode()
+    version, payload, mac = token.split(".")
+    forged = ".".join((version, payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1],
+                       mac))  # fmt: skip
+    for bad in (forged, token[:-1] + ("A" if token[-1] != "A" else "B"), "garbage"):
+        answer = await env.http.post(f"/q/{bad}")
+        assert answer.status_code == 400, bad
+    assert rows(env.db, "SELECT state FROM quarantine") == [("held",)]
+
+
+async def test_allow_sender_link(env: Env) -> None:
+    links = await _digest_links(env)
+    answer = await env.http.post(f"/q/{links['allow_sender'].decode()}")
+    assert answer.status_code == 200
+    query = "SELECT scope, owner, kind, value FROM list_entries"
+    assert rows(env.db, query) == [("user", "bob@example.test", "whitelist", "x@spammer.example")]
+
+
+async def test_digest_lists_each_message_once_per_recipient(env: Env) -> None:
+    await env.hold_spam(to="bob@example.test")
+    await env.gateway.quarantine.write(accounts.set_notify, "bob@example.test", "never", None)
+    env.clock.advance(DAY)
+    assert await env.gateway.upkeep.send_digests() == 0  # "never" means never
