@@ -98,6 +98,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.config, args.workers)
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Create, list or revoke REST API tokens in the gateway's store."""
+    import time
+
+    from quarantine import tokens
+    from service.config import load_config
+    from service.store import Store
+
+    store = Store(load_config(args.config).store.path)
+    try:
+        if args.action == "create":
+            if not args.operator and not args.domain:
+                errors.print("[red]mailmoat token create: give --domain (or --operator)[/]")
+                return 2
+            token_id, token = store.write(
+                tokens.create, name=args.name or ",".join(args.domain) or "operator",
+                operator=args.operator, domains=args.domain, now=time.time(),
+            )  # fmt: skip
+            print(f"token {token_id} created; it is shown only once:\n{token}")
+        elif args.action == "revoke":
+            if not store.write(tokens.revoke, args.id, time.time()):
+                errors.print(f"[red]no active token {args.id}[/]")
+                return 1
+            print(f"token {args.id} revoked")
+        else:
+            for t in store.read(tokens.listing):
+                who = "operator" if t.operator else ",".join(t.domains)
+                state = "revoked" if t.revoked_at else "active"
+                print(f"{t.id}  {state:8} {t.name:20} {who}")
+    finally:
+        store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailmoat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the SMTP port")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("token", help="manage REST API tokens")
+    p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
+    actions = p.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new token (printed once)")
+    create.add_argument("--domain", action="append", default=[], help="a customer's domain")
+    create.add_argument("--operator", action="store_true", help="sees every domain")
+    create.add_argument("--name", help="who holds it")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+    actions.add_parser("list", help="every token, active or revoked")
+    p.set_defaults(func=cmd_token)
     return parser
 
 
@@ -137,7 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (PolicyError, ModelError, CorpusFormatError, ValueError, OSError) as exc:
+    except (
+        PolicyError,
+        ModelError,
+        CorpusFormatError,
+        ValueError,
+        OSError,
+    ) as exc:  # ConfigError too
         errors.print(f"[red]mailmoat {args.command}: {exc}[/]")
         return 2
 

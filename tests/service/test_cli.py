@@ -1,0 +1,80 @@
+"""The ``mailmoat`` command line, run as a user runs it: train, evaluate, scan, token."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def mailmoat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True,
+        cwd=ROOT, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "model.npz"
+    done = mailmoat("train", "--corpus", str(EXAMPLES / "mail"), "--labels", "labels.tsv",
+                    "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "trained on 2 ham + 2 spam" in done.stdout
+    return out
+
+
+def test_scan_prints_a_verdict_per_file(model: Path) -> None:
+    files = sorted(str(p) for p in (EXAMPLES / "mail").glob("*.eml"))
+    done = mailmoat("scan", "--policy", str(EXAMPLES / "policy.toml"), "--model", str(model),
+                    *files)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "05-virus-eicar-zip.eml: quarantine (virus" in done.stdout
+    assert "06-content-exe.eml: delete (content" in done.stdout
+    assert "04-spam-blacklisted-sender.eml: quarantine (spam" in done.stdout
+
+
+def test_evaluate_writes_a_json_report(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    done = mailmoat("evaluate", "--corpus", str(EXAMPLES / "mail"), "--labels", "labels.tsv",
+                    "--model", str(model), "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["messages"] == 4 and report["accuracy"]["ham"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("scan", "/nonexistent.eml"), "cannot read"),
+        (("scan", "--policy", "/nonexistent.toml", "x"), "cannot read"),
+        (("train", "--corpus", "/nonexistent", "--out", "/tmp/x.npz"), "no such corpus"),
+        (("evaluate", "--corpus", str(EXAMPLES / "mail"), "--model", "/nonexistent.npz"),
+         "nonexistent.npz"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_clear_error(args: tuple[str, ...], message: str) -> None:
+    done = mailmoat(*args)
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr
+
+
+def test_token_create_list_revoke(tmp_path: Path) -> None:
+    env = {"MAILMOAT_STORE__PATH": str(tmp_path / "db.sqlite"), "PATH": "/usr/bin:/bin"}
+    created = mailmoat("token", "create", "--domain", "example.test", env=env)
+    assert created.returncode == 0, created.stderr
+    token_id = re.search(r"token (\w+) created", created.stdout)
+    assert token_id is not None and "mm_" in created.stdout
+    listed = mailmoat("token", "list", env=env)
+    assert f"{token_id.group(1)}  active" in listed.stdout
+    assert mailmoat("token", "revoke", token_id.group(1), env=env).returncode == 0
+    assert "revoked" in mailmoat("token", "list", env=env).stdout
+    assert mailmoat("token", "revoke", token_id.group(1), env=env).returncode == 1
+    assert mailmoat("token", "create", env=env).returncode == 2
