@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, field_validator
 
 from filters.lists import domain_of
@@ -23,6 +24,8 @@ from quarantine.views import detail_of
 from service.principal import Principal
 
 MAX_BULK = 500
+EntryId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="list entry id")]
+HeldId = Annotated[str, PathParam(max_length=64, description="quarantine id")]
 
 
 def _ts(value: float) -> datetime:
@@ -210,17 +213,17 @@ def create_router(
         return Page(items=[HeldOut.of(i) for i in items], next_cursor=nxt)
 
     @router.get("/quarantine/{held_id}", response_model=HeldDetail)
-    async def read_held(held_id: str, who: Principal = caller) -> HeldDetail:
+    async def read_held(held_id: HeldId, who: Principal = caller) -> HeldDetail:
         found = await guarded(quarantine.get(who, held_id), "message")
         return HeldDetail(**HeldOut.of(found.summary).model_dump(), **detail_of(found))
 
     @router.post("/quarantine/{held_id}/release", response_model=ReleaseOut)
-    async def release(held_id: str, body: ReleaseIn, who: Principal = caller) -> ReleaseOut:
+    async def release(held_id: HeldId, body: ReleaseIn, who: Principal = caller) -> ReleaseOut:
         done = await guarded(quarantine.release(who, held_id, body.to, body.reason), "message")
         return ReleaseOut(released=done.released, to=list(done.targets), detail=done.detail)
 
     @router.delete("/quarantine/{held_id}", response_model=DeleteOut)
-    async def delete(held_id: str, who: Principal = caller) -> DeleteOut:
+    async def delete(held_id: HeldId, who: Principal = caller) -> DeleteOut:
         gone = await guarded(quarantine.delete(who, held_id), "message")
         return DeleteOut(deleted=gone, detail="deleted" if gone else "not held; nothing done")
 
@@ -243,14 +246,18 @@ def create_router(
         return BulkOut(results=results)
 
     @router.post("/quarantine/{held_id}/sender", response_model=list[EntryOut], status_code=201)
-    async def list_sender(held_id: str, body: SenderIn, who: Principal = caller) -> list[EntryOut]:
+    async def list_sender(
+        held_id: HeldId, body: SenderIn, who: Principal = caller
+    ) -> list[EntryOut]:
         made = await guarded(quarantine.sender_to_list(who, held_id, body.list, body.scope),
                              "message")  # fmt: skip
         return [_entry_out(e) for e in made]
 
     @router.post("/quarantine/{held_id}/release-requests", response_model=RequestOut,
                  status_code=201)  # fmt: skip
-    async def request_release(held_id: str, body: RequestIn, who: Principal = caller) -> RequestOut:
+    async def request_release(
+        held_id: HeldId, body: RequestIn, who: Principal = caller
+    ) -> RequestOut:
         made = await guarded(quarantine.request_release(who, held_id, body.reason, body.to),
                              "message")  # fmt: skip
         return _request_out(made)
@@ -287,7 +294,7 @@ def create_router(
         return _entry_out(made)
 
     @router.delete("/lists/{entry_id}", status_code=204)
-    async def remove_entry(entry_id: int, who: Principal = caller) -> None:
+    async def remove_entry(entry_id: EntryId, who: Principal = caller) -> None:
         await guarded(quarantine.remove_entry(who, entry_id), "list entry")
 
     @router.get("/reports", response_model=ReportOut)
