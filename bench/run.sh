@@ -11,3 +11,4 @@ fi
 mkdir -p bench/results
 "$PY" bench/throughput.py --corpus "$CORPUS"
 "$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json
+"$PY" bench/held_mail.py
