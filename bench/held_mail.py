@@ -116,8 +116,11 @@ async def run(n: int, calls: int) -> dict[str, object]:
             done = await http.post(f"/api/v1/quarantine/Q{i * 7:06d}/release", json={})
             releases.append(time.perf_counter() - start)
             assert done.json()["released"], done.text
-        result |= {"list_page_ms": percentiles(lists), "list_by_recipient_ms": percentiles(filtered),
-                   "release_ms": percentiles(releases)}  # fmt: skip
+        result |= {
+            "list_page_ms": percentiles(lists),
+            "list_by_recipient_ms": percentiles(filtered),
+            "release_ms": percentiles(releases),
+        }
 
     with sqlite3.connect(config.store.path) as conn:
         conn.execute("UPDATE quarantine SET expires_at = ?", (now - 1,))
