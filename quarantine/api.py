@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from filters.lists import domain_of
 from filters.policy import Lists
-from quarantine import reports
+from quarantine import accounts, reports
 from quarantine.held import Filters, HeldSummary
 from quarantine.service import NotFound, Quarantine, Refused
 from quarantine.views import detail_of
@@ -145,6 +145,20 @@ class RequestOut(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     decision: str | None
+
+
+class AccountOut(BaseModel):
+    address: str
+    domain: str
+    created_at: datetime
+    notify: Literal["daily", "hours", "never"]
+    every_hours: int | None
+    last_digest_at: datetime | None
+
+
+class AccountIn(BaseModel):
+    notify: Literal["daily", "hours", "never"]
+    every_hours: int | None = Field(None, ge=1, le=168, description="with notify = hours")
 
 
 class ReportOut(BaseModel):
@@ -296,6 +310,34 @@ def create_router(
     @router.delete("/lists/{entry_id}", status_code=204)
     async def remove_entry(entry_id: EntryId, who: Principal = caller) -> None:
         await guarded(quarantine.remove_entry(who, entry_id), "list entry")
+
+    def _account_out(a: Any) -> AccountOut:
+        return AccountOut(
+            address=a.address,
+            domain=a.domain,
+            created_at=_ts(a.created_at),
+            notify=a.notify,
+            every_hours=a.every_hours,
+            last_digest_at=_ts(a.last_digest_at) if a.last_digest_at else None,
+        )
+
+    @router.get("/accounts", response_model=list[AccountOut])
+    async def list_accounts(who: Principal = caller) -> list[AccountOut]:
+        domains = None if who.operator else sorted(who.domains)
+        return [_account_out(a) for a in await quarantine.read(accounts.find, domains)]
+
+    @router.put("/accounts/{address}", response_model=AccountOut)
+    async def set_account(address: str, body: AccountIn, who: Principal = caller) -> AccountOut:
+        """How the recipient hears about held mail: daily digest, every N hours, or never."""
+        if (body.notify == "hours") != (body.every_hours is not None):
+            raise HTTPException(422, "every_hours goes with notify = hours, and only with it")
+        found = await quarantine.read(accounts.get, address)
+        if found is None or not who.sees(found.domain):
+            raise HTTPException(404, "no such account")
+        await quarantine.write(accounts.set_notify, address, body.notify, body.every_hours)
+        updated = await quarantine.read(accounts.get, address)
+        assert updated is not None
+        return _account_out(updated)
 
     @router.get("/reports", response_model=ReportOut)
     async def report(

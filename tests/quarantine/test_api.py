@@ -338,3 +338,19 @@ async def test_openapi_is_served(env: Env) -> None:
     schema = (await env.http.get("/openapi.json")).json()
     assert "/api/v1/quarantine/{held_id}/release" in schema["paths"]
     assert (await env.http.get("/docs")).status_code == 200
+
+
+async def test_account_notification_settings(env: Env) -> None:
+    await env.hold_spam()
+    mine = (await env.http.get("/api/v1/accounts", headers=env.auth("alpha"))).json()
+    assert [(a["address"], a["notify"]) for a in mine] == [("bob@example.test", "daily")]
+    url = "/api/v1/accounts/bob@example.test"
+    changed = await env.http.put(
+        url, headers=env.auth("alpha"), json={"notify": "hours", "every_hours": 6}
+    )
+    assert changed.status_code == 200 and changed.json()["every_hours"] == 6
+    bad = await env.http.put(url, headers=env.auth("alpha"), json={"notify": "hours"})
+    assert bad.status_code == 422
+    foreign = await env.http.put(url, headers=env.auth("beta"), json={"notify": "never"})
+    assert foreign.status_code == 404
+    assert (await env.http.get("/api/v1/accounts", headers=env.auth("beta"))).json() == []
