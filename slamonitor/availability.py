@@ -1,0 +1,109 @@
+"""Availability (SPEC 4): the SMTP port accepting sessions, from a periodic EHLO/QUIT probe.
+
+Each sample stands for one probe interval, so the share of "up" samples is
+the share of time the port accepted mail. Time without samples (the monitor
+was not running) is not guessed at: the report shows how many samples there
+were. Samples inside windows where no level is measured are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, select
+
+from slamonitor.exclusions import LATENCY_ONLY, Window
+from slamonitor.periods import Month
+from slamonitor.probe import Clock, Sleep, sleep, smtp_probe
+from slamonitor.schema import availability
+
+log = logging.getLogger("mailmoat.sla.availability")
+
+TARGET = 0.999
+"""The contract names no figure for availability; 99.9% is what operators usually promise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    samples: int
+    up: int
+    excluded: int
+    target: float = TARGET
+
+    @property
+    def share(self) -> float | None:
+        return self.up / self.samples if self.samples else None
+
+    def to_dict(self) -> dict[str, object]:
+        share = self.share
+        return {
+            "target": self.target,
+            "measured": share,
+            "met": None if share is None else share >= self.target,
+            "samples": self.samples,
+            "up": self.up,
+            "excluded_samples": self.excluded,
+        }
+
+
+def measure(
+    conn: Connection, month: Month, domain: str | None, found: Sequence[Window]
+) -> Availability:
+    """Up share of the month's probe samples outside exclusion windows (``domain``'s or global)."""
+    rows = conn.execute(
+        select(availability.c.at, availability.c.up).where(
+            availability.c.at >= month.start, availability.c.at < month.end
+        )
+    ).all()
+    relevant = [
+        w for w in found if w.kind not in LATENCY_ONLY and (w.domain is None or w.domain == domain)
+    ]
+    kept = [up for at, up in rows if not any(w.start <= at < w.end for w in relevant)]
+    return Availability(len(kept), sum(1 for up in kept if up), len(rows) - len(kept))
+
+
+class AvailabilityProbe:
+    """Probes the gateway's SMTP listener every ``interval`` seconds and records up/down."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        host: str,
+        port: int,
+        *,
+        clock: Clock,
+        interval: float = 60.0,
+        timeout: float = 10.0,
+        sleeper: Sleep = sleep,
+    ) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self.interval = interval
+        self.timeout = timeout
+        self.sleep = sleeper
+        self.last_up: bool | None = None
+
+    async def probe_once(self) -> bool:
+        result = await smtp_probe(self.host, self.port, timeout=self.timeout)
+        at = self.clock()
+        # The insert is one short SQLite write; it runs off the loop to keep SMTP responsive.
+        await asyncio.to_thread(self._record, at, result.ok, result.detail)
+        if not result.ok:
+            log.warning("SMTP listener probe failed: %s", result.detail)
+        self.last_up = result.ok
+        return result.ok
+
+    def _record(self, at: float, up: bool, detail: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(availability.insert().values(at=at, up=up, detail=detail))
+
+    async def run(self) -> None:
+        """Probe until cancelled."""
+        while True:
+            await self.probe_once()
+            await self.sleep(self.interval)

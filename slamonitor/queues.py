@@ -1,0 +1,142 @@
+"""Queue alerts (SPEC 5): a domain's queue keeps rising, so test its server and tell the customer.
+
+The rising rule: the last ``samples`` lengths of a domain strictly increase
+and the newest is above ``floor``. A short burst does not qualify (it stops
+growing); a small queue does not either (the floor), so a customer is never
+told about a few messages in flight. When the rule first holds, the
+receiving server is probed (connect, EHLO, QUIT). A failed probe fires
+``receiving_server_down`` and notifies the customer once; it is probed again
+at every sample until it answers, which resolves the alert. Everything is
+recorded in ``sla_queue_samples``, ``sla_probes`` and ``sla_alerts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, Table
+
+from slamonitor.probe import Clock, ProbeResult, Sleep, sleep, smtp_probe
+from slamonitor.schema import alerts, probes, queue_samples
+
+log = logging.getLogger("mailmoat.sla.queues")
+
+Notify = Callable[[str, str, str], Awaitable[None]]
+QUEUE_RISING = "queue_rising"
+SERVER_DOWN = "receiving_server_down"
+
+
+@dataclass(frozen=True, slots=True)
+class RisingRule:
+    samples: int = 5
+    floor: int = 10
+
+    def holds(self, lengths: deque[int]) -> bool:
+        recent = list(lengths)[-self.samples :]
+        if len(recent) < self.samples or recent[-1] <= self.floor:
+            return False
+        return all(a < b for a, b in itertools.pairwise(recent))
+
+
+class QueueWatch:
+    """Samples queue lengths every ``interval`` seconds; ``routes`` maps domain to (host, port)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        lengths: Callable[[], Mapping[str, int]],
+        routes: Mapping[str, tuple[str, int]],
+        notify: Notify,
+        *,
+        clock: Clock,
+        sleeper: Sleep = sleep,
+        interval: float = 30.0,
+        rule: RisingRule | None = None,
+        probe_timeout: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.lengths = lengths
+        self.routes = dict(routes)
+        self.notify = notify
+        self.clock = clock
+        self.sleep = sleeper
+        self.interval = interval
+        self.rule = rule or RisingRule()
+        self.probe_timeout = probe_timeout
+        self._history: dict[str, deque[int]] = {}
+        self.firing: dict[tuple[str, str], bool] = {}
+        """(alert, domain) -> firing, for gauges in this process."""
+
+    def _write(self, table: Table, rows: list[dict[str, object]]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(table.insert(), rows)
+
+    async def _alert(self, alert: str, domain: str, firing: bool, detail: str, at: float) -> None:
+        if self.firing.get((alert, domain), False) == firing:
+            return
+        self.firing[(alert, domain)] = firing
+        state = "firing" if firing else "resolved"
+        log.warning("%s %s for %s: %s", alert, state, domain, detail)
+        row = {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}
+        await asyncio.to_thread(self._write, alerts, [row])
+
+    async def _probe(self, domain: str, at: float) -> ProbeResult:
+        route = self.routes.get(domain)
+        if route is None:
+            result = ProbeResult(False, f"no receiving server configured for {domain}")
+        else:
+            result = await smtp_probe(*route, timeout=self.probe_timeout)
+        row = {"at": at, "domain": domain, "ok": result.ok, "detail": result.detail}
+        await asyncio.to_thread(self._write, probes, [row])
+        return result
+
+    async def sample_once(self) -> None:
+        """Take one sample of every domain and act on the rising rule."""
+        at = self.clock()
+        lengths = {d.lower(): int(n) for d, n in self.lengths().items()}
+        for domain in self._history.keys() - lengths.keys():
+            lengths[domain] = 0  # an empty queue drops out of the map
+        rows = [{"at": at, "domain": d, "length": n} for d, n in sorted(lengths.items())]
+        await asyncio.to_thread(self._write, queue_samples, rows)
+        for domain, length in sorted(lengths.items()):
+            history = self._history.setdefault(domain, deque(maxlen=self.rule.samples))
+            history.append(length)
+            rising = self.rule.holds(history)
+            was_rising = self.firing.get((QUEUE_RISING, domain), False)
+            down = self.firing.get((SERVER_DOWN, domain), False)
+            detail = (
+                f"queue {list(history)} (rule: {self.rule.samples} rising samples"
+                f" above {self.rule.floor})"
+            )
+            await self._alert(QUEUE_RISING, domain, rising, detail, at)
+            if (rising and not was_rising) or down:
+                await self._check_server(domain, length, at, down)
+
+    async def _check_server(self, domain: str, length: int, at: float, down: bool) -> None:
+        result = await self._probe(domain, at)
+        await self._alert(SERVER_DOWN, domain, not result.ok, result.detail, at)
+        if not result.ok and not down:
+            when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+            subject = f"Mail for {domain} is queuing: your mail server does not accept it"
+            body = (
+                f"At {when} UTC, {length} messages for {domain} were waiting at Mailmoat and the "
+                f"queue was growing.\nWe tested your receiving server: {result.detail}\n"
+                "Mail is kept and retried for up to 7 days; please check that server.\n"
+            )
+            await self.notify(domain, subject, body)
+
+    async def run(self) -> None:
+        """Sample until cancelled; one failed sample is logged and the watch goes on."""
+        while True:
+            try:
+                await self.sample_once()
+            except Exception:
+                log.exception("queue sample failed; next one in %.0f s", self.interval)
+            await self.sleep(self.interval)

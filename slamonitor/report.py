@@ -1,0 +1,176 @@
+"""The monthly SLA report: every level, its target, the measured value, met or missed, and why.
+
+``build`` reads the store once per source (events as numpy arrays, the small
+tables with SQL) and returns the JSON-ready figures plus the series the HTML
+report plots. "Met" is None when there was nothing to measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import reduce
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection, Engine, select
+
+from slamonitor import accuracy, availability, helpdesk, virus_release
+from slamonitor.claims import FN, FP
+from slamonitor.config import SlaSettings
+from slamonitor.events import EventArrays, load_events
+from slamonitor.exclusions import (
+    LATENCY_ONLY,
+    Window,
+    declared_and_grace,
+    domain_scoped,
+    outbreaks,
+    window_masks,
+)
+from slamonitor.latency import latency, period_averages
+from slamonitor.periods import Month
+from slamonitor.schema import alerts, queue_samples
+from slamonitor.tickets import list_tickets
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """``data`` is the JSON report; the arrays feed the plots."""
+
+    data: dict[str, object]
+    latencies: NDArray[np.float64]
+    period_starts: NDArray[np.float64]
+    period_averages: NDArray[np.float64]
+    queues: dict[str, tuple[list[float], list[int]]]
+
+
+def iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _exclusions(
+    events: EventArrays, found: list[Window]
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], list[dict[str, object]]]:
+    """Events exempt from every level, from latency, and one row per window for the report."""
+    masks = window_masks(events, found)
+    none = np.zeros(len(events), dtype=np.bool_)
+    every = reduce(
+        np.logical_or,
+        [m for w, m in zip(found, masks, strict=True) if w.kind not in LATENCY_ONLY],
+        none,
+    )
+    some = reduce(np.logical_or, masks, every)
+    rows: list[dict[str, object]] = [
+        {
+            "kind": str(w.kind),
+            "domain": w.domain,
+            "start": iso(w.start),
+            "end": iso(w.end),
+            "reason": w.reason,
+            "levels": "latency" if w.kind in LATENCY_ONLY else "all",
+            "events": int(np.count_nonzero(m & events.selected)),
+        }
+        for w, m in zip(found, masks, strict=True)
+    ]
+    return every, some, rows
+
+
+def _queues(
+    conn: Connection, month: Month, domain: str | None
+) -> dict[str, tuple[list[float], list[int]]]:
+    query = (
+        select(queue_samples.c.domain, queue_samples.c.at, queue_samples.c.length)
+        .where(queue_samples.c.at >= month.start, queue_samples.c.at < month.end)
+        .order_by(queue_samples.c.at)
+    )
+    if domain is not None:
+        query = query.where(queue_samples.c.domain == domain)
+    series: dict[str, tuple[list[float], list[int]]] = {}
+    for d, at, length in conn.execute(query):
+        times, lengths = series.setdefault(d, ([], []))
+        times.append(at)
+        lengths.append(length)
+    return series
+
+
+def _alerts(conn: Connection, month: Month, domain: str | None) -> list[dict[str, object]]:
+    query = select(alerts).where(alerts.c.at >= month.start, alerts.c.at < month.end)
+    if domain is not None:
+        query = query.where(alerts.c.domain == domain)
+    return [
+        {
+            "at": iso(r.at),
+            "alert": r.alert,
+            "domain": r.domain,
+            "state": r.state,
+            "detail": r.detail,
+        }
+        for r in conn.execute(query.order_by(alerts.c.at, alerts.c.id))
+    ]
+
+
+def build(
+    engine: Engine, month: Month, settings: SlaSettings, *, now: float, domain: str | None = None
+) -> Report:
+    """The report for ``month`` (``domain`` or every domain), judged as of ``now``."""
+    with engine.connect() as conn:
+        declared = declared_and_grace(conn, month, domain)
+    events = load_events(engine, month, domain=domain, domain_windows=domain_scoped(declared))
+    found = declared + outbreaks(events)
+    every, some, excluded = _exclusions(events, found)
+    measured = events.selected & ~every
+    lat_include = events.selected & ~some
+    starts, averages = period_averages(events, lat_include)
+    lat = latency(events, lat_include, averages)
+    traffic = int(np.count_nonzero(measured))
+    spam_traffic = int(np.count_nonzero(measured & ~events.virus))
+    escaped = int(np.count_nonzero(events.selected & events.virus & events.delivered))
+    table = settings.table()
+    with engine.connect() as conn:
+        fp = accuracy.measure(conn, FP, month, domain, traffic, found)
+        fn = accuracy.measure(conn, FN, month, domain, spam_traffic, found)
+        avail = availability.measure(conn, month, domain, found)
+        domains = None if domain is None else frozenset({domain})
+        tickets = [t.times for t in list_tickets(conn, domains, month=month)]
+        releases = virus_release.measure(conn, month, domain, settings.virus_release_hours, now)
+        queues = _queues(conn, month, domain)
+        alert_rows = _alerts(conn, month, domain)
+    data: dict[str, object] = {
+        "month": month.label,
+        "time_zone": month.tz,
+        "start": iso(month.start),
+        "end": iso(month.end),
+        "domain": domain,
+        "generated_at": iso(now),
+        "events": {
+            "received": int(np.count_nonzero(events.selected)),
+            "measured": traffic,
+            "excluded": int(np.count_nonzero(events.selected & every)),
+            "excluded_from_latency": int(np.count_nonzero(events.selected & some)),
+        },
+        "levels": {
+            "latency": lat.to_dict(),
+            "false_positives": fp.to_dict(),
+            "false_negatives": fn.to_dict(),
+            "virus": {
+                "target": "notify when a virus was detected but not stopped",
+                "detected_not_stopped": escaped,
+                "met": escaped == 0,
+            },
+            "availability": avail.to_dict(),
+            "helpdesk": {
+                "table": table.name,
+                "priorities": helpdesk.measure(table, tickets, now),
+            },
+            "virus_release": releases,
+        },
+        "exclusions": excluded,
+        "alerts": alert_rows,
+    }
+    return Report(
+        data=data,
+        latencies=events.latency[lat_include & ~np.isnan(events.latency)],
+        period_starts=starts + month.start,
+        period_averages=averages,
+        queues=queues,
+    )
