@@ -134,10 +134,13 @@ def measure(
     ids = sorted({m for m, _ in pairs})
     rows = conn.execute(
         select(
-            events.c.message_id, events.c.domain, events.c.received_at, events.c.hits,
+            events.c.message_id,
+            events.c.domain,
+            events.c.received_at,
+            events.c.hits,
             events.c.recipients,
         ).where(events.c.message_id.in_(ids))
-    ).all()  # fmt: skip
+    ).all()
     recipients: dict[str, int] = {}
     for r in rows:
         # The contract counts the message's recipients, over every domain it went to.

@@ -3,12 +3,11 @@
 Customers act on their own domains only; an object of another customer's
 domain answers 404 like a missing one. Operator-only actions answer 403 to
 customers. Endpoints are plain functions: FastAPI runs them in its thread
-pool, so store reads never block the event loop.
+pool, so store reads never block the event loop. No ``from __future__ import
+annotations`` here: FastAPI must see the dependency objects the closures annotate with.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -54,7 +53,7 @@ class NewWindow(_Body):
     reason: str = Field(min_length=1, max_length=2000)
 
     @model_validator(mode="after")
-    def _ordered(self) -> NewWindow:
+    def _ordered(self) -> "NewWindow":
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.kind == "suspension" and self.domain is None:
@@ -77,7 +76,7 @@ def _visible(principal: Principal) -> frozenset[str] | None:
 
 def create_router(
     engine: Engine,
-    principal: Callable[..., Principal],
+    principal: Callable[..., Principal | Awaitable[Principal]],
     *,
     clock: Clock,
     settings: SlaSettings | None = None,

@@ -81,7 +81,8 @@ def _query(domain: str | None, windows: Sequence[DomainWindow]) -> tuple[str, di
         " | ((outcome = 'delivered') << 38))"
     )
     # IFNULL, not NULL: group_concat skips NULLs and the two lists would no longer pair up.
-    latency = f"IFNULL(CAST((delivered_at - received_at) * 1000 AS INTEGER), {_UNDELIVERED})"
+    # + 0.5 rounds to the nearest ms (for the positive values that matter; negatives clamp to 0).
+    latency = f"IFNULL(CAST((delivered_at - received_at) * 1000 + 0.5 AS INTEGER), {_UNDELIVERED})"
     sql = (
         f"SELECT group_concat({packed}, ','), group_concat({latency}, ','), count(*)"
         " FROM events WHERE received_at >= :lo AND received_at < :hi"

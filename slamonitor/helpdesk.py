@@ -92,16 +92,29 @@ def _elapsed(hours: float, after: float | None = None) -> Response:
 TELSTRA = HelpdeskTable(
     name="telstra",
     priorities=(
-        Priority(name="Critical", definition="loss of service, no workaround", target=0.95,
-                 response=_elapsed(2)),
-        Priority(name="Major", definition="loss with workaround, partial loss, impairment",
-                 target=0.85, response=_elapsed(4)),
-        Priority(name="Minor", definition="potentially service affecting", target=0.75,
-                 response=_elapsed(8)),
-        Priority(name="Information", definition="no service impact", target=0.65,
-                 response=_elapsed(24)),
+        Priority(
+            name="Critical",
+            definition="loss of service, no workaround",
+            target=0.95,
+            response=_elapsed(2),
+        ),
+        Priority(
+            name="Major",
+            definition="loss with workaround, partial loss, impairment",
+            target=0.85,
+            response=_elapsed(4),
+        ),
+        Priority(
+            name="Minor",
+            definition="potentially service affecting",
+            target=0.75,
+            response=_elapsed(8),
+        ),
+        Priority(
+            name="Information", definition="no service impact", target=0.65, response=_elapsed(24)
+        ),
     ),
-)  # fmt: skip
+)
 
 # Mithi (seed 001): S1 within N working hours, S2-S4 the same working day; public holidays
 # are exempt (add them to business_hours.holidays). The seed gives no share: every ticket.
@@ -127,11 +140,12 @@ def _mithi(plan: str, s1_hours: float) -> HelpdeskTable:
         name=f"mithi-{plan}",
         business_hours=_MITHI_HOURS,
         priorities=tuple(
-            Priority(name=name, definition=text, target=1.0,
-                     response=s1 if name == "S1" else same_day)
+            Priority(
+                name=name, definition=text, target=1.0, response=s1 if name == "S1" else same_day
+            )
             for name, text in _SEVERITY.items()
         ),
-    )  # fmt: skip
+    )
 
 
 # Message Partners (seed 000): one response time per plan whatever the severity, shorter in

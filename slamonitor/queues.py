@@ -79,9 +79,10 @@ class QueueWatch:
                 conn.execute(table.insert(), rows)
 
     async def _alert(self, alert: str, domain: str, firing: bool, detail: str, at: float) -> None:
-        if self.firing.get((alert, domain), False) == firing:
-            return
+        previous = self.firing.get((alert, domain), False)
         self.firing[(alert, domain)] = firing
+        if previous == firing:
+            return  # only changes are recorded and logged
         state = "firing" if firing else "resolved"
         log.warning("%s %s for %s: %s", alert, state, domain, detail)
         row = {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}

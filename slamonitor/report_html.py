@@ -115,8 +115,10 @@ def render(report: Report) -> str:
         f" {_cell(data['end'])}; generated {_cell(data['generated_at'])}."
         f" Events: {_cell(data['events'])}</p>"
     )
-    out.append("<h2>Service levels</h2><table><tr><th>level</th><th>target</th><th>measured</th>"
-               "<th>result</th><th>details</th></tr>")  # fmt: skip
+    out.append(
+        "<h2>Service levels</h2><table><tr><th>level</th><th>target</th><th>measured</th>"
+        "<th>result</th><th>details</th></tr>"
+    )
     for name, level in _level_rows(levels):
         details = {k: v for k, v in level.items() if k not in ("target", "measured", "met")}
         out.append(
@@ -124,8 +126,10 @@ def render(report: Report) -> str:
             f"<td>{_cell(level.get('measured'))}</td><td>{_verdict(level.get('met'))}</td>"
             f"<td>{_cell(details)}</td></tr>"
         )
-    out.append("</table><h2>Exclusions</h2><table><tr><th>kind</th><th>domain</th><th>start</th>"
-               "<th>end</th><th>levels</th><th>events</th><th>reason</th></tr>")  # fmt: skip
+    out.append(
+        "</table><h2>Exclusions</h2><table><tr><th>kind</th><th>domain</th><th>start</th>"
+        "<th>end</th><th>levels</th><th>events</th><th>reason</th></tr>"
+    )
     exclusions = data["exclusions"]
     assert isinstance(exclusions, list)
     for w in exclusions:

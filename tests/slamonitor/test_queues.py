@@ -1,0 +1,151 @@
+"""Queue alerts and the availability probe against a real SMTP server that can be stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import Engine, select
+
+from slamonitor import availability
+from slamonitor.availability import AvailabilityProbe
+from slamonitor.periods import Month
+from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
+from slamonitor.schema import alerts, probes, queue_samples
+from tests.slamonitor.conftest import NOV
+from tests.smtpsink import RecordingSink, started_sink
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[RecordingSink]:
+    server = started_sink()
+    yield server
+    server.stop()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOV
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    """A QueueWatch on virtual time, with queue lengths and notifications the test controls."""
+
+    def __init__(self, engine: Engine, sink: RecordingSink) -> None:
+        self.clock = Clock()
+        self.queue: dict[str, int] = {}
+        self.sent: list[tuple[str, str, str]] = []
+        self.watch = QueueWatch(
+            engine,
+            lambda: self.queue,
+            {"acme.test": (sink.host, sink.port)},
+            self.notify,
+            clock=self.clock,
+            rule=RisingRule(samples=3, floor=10),
+            probe_timeout=5.0,
+        )
+
+    async def notify(self, domain: str, subject: str, body: str) -> None:
+        self.sent.append((domain, subject, body))
+
+    async def samples(self, *lengths: int) -> None:
+        for n in lengths:
+            self.queue["acme.test"] = n
+            self.clock.now += 30
+            await self.watch.sample_once()
+
+
+@pytest.mark.parametrize(
+    ("lengths", "rising"),
+    [
+        ((11, 12, 13), True),
+        ((9, 10, 11), True),
+        ((8, 9, 10), False),
+        ((12, 12, 13), False),
+        ((20, 21), False),
+    ],
+)
+def test_rising_rule(lengths: tuple[int, ...], rising: bool) -> None:
+    from collections import deque
+
+    assert RisingRule(samples=3, floor=10).holds(deque(lengths)) is rising
+
+
+async def test_rising_queue_with_a_healthy_server_alerts_without_mail(
+    engine: Engine, sink: RecordingSink
+) -> None:
+    h = Harness(engine, sink)
+    await h.samples(11, 12)
+    assert not h.watch.firing.get((QUEUE_RISING, "acme.test"))
+    await h.samples(13)
+    assert h.watch.firing[(QUEUE_RISING, "acme.test")] is True
+    assert h.watch.firing[(SERVER_DOWN, "acme.test")] is False
+    assert h.sent == []
+    with engine.connect() as conn:
+        [probe] = conn.execute(select(probes)).all()
+        assert probe.ok and " 250 " in probe.detail
+        assert conn.execute(select(queue_samples.c.length)).scalars().all() == [11, 12, 13]
+
+
+async def test_server_down_is_probed_notified_once_and_resolved(
+    engine: Engine, sink: RecordingSink
+) -> None:
+    h = Harness(engine, sink)
+    sink.stop()
+    await h.samples(11, 12, 13)
+    assert h.watch.firing[(SERVER_DOWN, "acme.test")] is True
+    [(domain, subject, body)] = h.sent
+    assert domain == "acme.test" and "acme.test" in subject and "13 messages" in body
+    await h.samples(14, 15)  # still down: probed again, but the customer is told once
+    assert len(h.sent) == 1
+    sink.start()
+    await h.samples(15)  # no longer rising; the server answers again
+    assert h.watch.firing[(SERVER_DOWN, "acme.test")] is False
+    assert h.watch.firing[(QUEUE_RISING, "acme.test")] is False
+    with engine.connect() as conn:
+        states = conn.execute(select(alerts.c.alert, alerts.c.state).order_by(alerts.c.id)).all()
+        oks = conn.execute(select(probes.c.ok).order_by(probes.c.id)).scalars().all()
+    assert [tuple(s) for s in states] == [
+        (QUEUE_RISING, "firing"),
+        (SERVER_DOWN, "firing"),
+        (QUEUE_RISING, "resolved"),
+        (SERVER_DOWN, "resolved"),
+    ]
+    assert oks == [False, False, False, True]
+
+
+async def test_run_loop_sleeps_between_samples(engine: Engine, sink: RecordingSink) -> None:
+    h = Harness(engine, sink)
+    h.queue["acme.test"] = 1
+    slept: list[float] = []
+
+    async def sleeper(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            raise asyncio.CancelledError
+
+    h.watch.sleep = sleeper
+    with pytest.raises(asyncio.CancelledError):
+        await h.watch.run()
+    assert slept == [30.0, 30.0, 30.0]
+    with engine.connect() as conn:
+        assert len(conn.execute(select(queue_samples)).all()) == 3
+
+
+async def test_availability_probe_records_up_and_down(engine: Engine, sink: RecordingSink) -> None:
+    clock = Clock()
+    probe = AvailabilityProbe(engine, sink.host, sink.port, clock=clock, timeout=5.0)
+    for _ in range(3):
+        clock.now += 60
+        assert await probe.probe_once() is True
+    sink.stop()
+    clock.now += 60
+    assert await probe.probe_once() is False
+    assert probe.last_up is False
+    with engine.connect() as conn:
+        result = availability.measure(conn, Month(2026, 11), None, [])
+    assert (result.samples, result.up, result.share) == (4, 3, 0.75)
