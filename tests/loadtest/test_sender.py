@@ -7,7 +7,7 @@ import socket
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from loadtest.sender import TRACE_HEADER, Outgoing, send_all, stamp
+from loadtest.sender import TRACE_HEADER, Outgoing, Sent, send_all, stamp
 from loadtest.sink import TraceSink, trace_of
 
 
@@ -52,11 +52,14 @@ async def test_every_message_arrives_once_with_its_trace() -> None:
     await sink.start()
     try:
         messages = [message(n) for n in range(60)]
-        report = await send_all(("127.0.0.1", sink.port), messages, concurrency=7, run="r1")
+        seen: list[Sent] = []
+        report = await send_all(
+            ("127.0.0.1", sink.port), messages, concurrency=7, run="r1", on_result=seen.append
+        )
         await sink.wait_for(60, timeout=10)
     finally:
         await sink.stop()
-    assert report.accepted == 60 and not report.errors
+    assert report.accepted == 60 and not report.errors and seen == report.results
     assert sorted(r.index for r in report.results) == list(range(60))
     assert set(sink.arrivals) == {f"r1-{n}" for n in range(60)}
     assert sink.repeats == sink.untraced == 0
