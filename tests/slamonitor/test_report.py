@@ -1,0 +1,94 @@
+"""``mailmoat sla report``: JSON and self-contained HTML; migration 0002 up and down."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, inspect
+
+from service.store import MIGRATIONS
+from slamonitor.cli import add_commands
+from slamonitor.schema import queue_samples, tickets
+from tests.slamonitor.conftest import NOV, event, insert
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mailmoat")
+    add_commands(root.add_subparsers(dest="command", required=True))
+    return root
+
+
+def test_report_command_writes_json_and_html(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    insert(engine, [event(f"m{i}", NOV + 60 * i, 30.0 + i, domain="acme.test") for i in range(50)])
+    insert(engine, [event("o", NOV, 500.0, domain="other.test")])
+    with engine.begin() as conn:
+        conn.execute(
+            queue_samples.insert(),
+            [{"at": NOV + 30 * i, "domain": "acme.test", "length": i} for i in range(10)],
+        )
+        conn.execute(
+            tickets.insert().values(
+                domain="acme.test",
+                priority="Critical",
+                subject="down",
+                opened_by="c",
+                opened_at=NOV,
+                first_response_at=NOV + 60,
+            )
+        )
+    db = Path(engine.url.database or "")
+    out_json, out_html = tmp_path / "out" / "sla.json", tmp_path / "out" / "sla.html"
+    args = parser().parse_args(
+        [
+            "sla",
+            "report",
+            "--month",
+            "2026-11",
+            "--domain",
+            "ACME.test",
+            "--db",
+            str(db),
+            "--json",
+            str(out_json),
+            "--html",
+            str(out_html),
+        ]
+    )
+    assert args.func(args) == 0
+    assert "latency: measured 1.0" in capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    assert data["domain"] == "acme.test" and data["month"] == "2026-11"
+    assert data["levels"]["latency"]["delivered"] == 50
+    assert data["levels"]["helpdesk"]["priorities"]["Critical"]["within"] == 1
+    page = out_html.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 3
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "http" not in page.replace("http-equiv", "")  # nothing fetched from elsewhere
+    assert "acme.test" in page and 'class="missed"' not in page
+
+
+def test_report_command_rejects_a_bad_month(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="month must look like 2026-11"):
+        args = parser().parse_args(["sla", "report", "--month", "Nov", "--db", str(tmp_path / "x")])
+        args.func(args)
+
+
+def test_migration_0002_down_and_up(engine: Engine) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+        assert not [t for t in inspect(conn).get_table_names() if t.startswith("sla_")]
+        command.upgrade(config, "0002")
+        assert "sla_claims" in inspect(conn).get_table_names()
