@@ -11,7 +11,7 @@ import enum
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -256,21 +256,27 @@ class PolicyConfig(Lists):
 
     def resolve_paths(self, base: Path) -> PolicyConfig:
         """A copy whose relative file paths are made relative to ``base``."""
-
-        def fix(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else base / path
-
+        files = [beside(base, p) for p in self.antivirus.signature_files]
         return self.model_copy(
             update={
-                "model": fix(self.model) if self.model else None,
-                "antivirus": self.antivirus.model_copy(
-                    update={"signature_files": [fix(p) for p in self.antivirus.signature_files]}
-                ),
+                "model": beside(base, self.model),
+                "antivirus": self.antivirus.model_copy(update={"signature_files": files}),
                 "signatures": self.signatures.model_copy(
-                    update={"file": fix(self.signatures.file)}
+                    update={"file": beside(base, self.signatures.file)}
                 ),
             }
         )
+
+
+@overload
+def beside(base: Path, path: Path) -> Path: ...
+@overload
+def beside(base: Path, path: None) -> None: ...
+def beside(base: Path, path: Path | None) -> Path | None:
+    """A path from a config file: absolute as written, relative to the file's folder otherwise."""
+    if path is None or path.is_absolute():
+        return path
+    return base / path
 
 
 def format_validation_errors(source: str, exc: ValidationError) -> str:

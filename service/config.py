@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from filters.policy import PolicyError, format_validation_errors, read_document
+from filters.policy import PolicyError, beside, format_validation_errors, read_document
 from service.http import MetricsAuth
 
 ENV_PREFIX = "MAILMOAT_"
@@ -37,7 +37,12 @@ class SmtpConfig(_Section):
     max_message_size: int = Field(26_214_400, ge=1024, description="bytes; larger gets 552")
     max_recipients: int = Field(100, ge=1, description="RCPT TOs per message; more get 452")
     max_line_length: int = Field(1001, ge=80, description="octets per line incl. CRLF (RFC 5321)")
-    max_commands: int = Field(100, ge=10, description="per-command limit per session, 421 beyond")
+    max_commands: int = Field(
+        100, ge=10, description="times one command may repeat in a session, 421 beyond"
+    )
+    max_messages_per_session: int = Field(
+        10_000, ge=1, description="messages one connection may send; MAIL/RCPT/DATA scale with it"
+    )
     timeout: float = Field(300.0, gt=0, description="seconds of client silence before 421")
     tls_cert: Path | None = Field(None, description="PEM certificate; enables STARTTLS")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
@@ -130,17 +135,20 @@ class GatewayConfig(_Section):
 
     def resolve_paths(self, base: Path) -> GatewayConfig:
         """Relative paths in the file are relative to the file's folder."""
-
-        def fix(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else base / path
-
+        smtp, filters = self.smtp, self.filter
         return self.model_copy(
             update={
-                "smtp": self.smtp.model_copy(
-                    update={"tls_cert": fix(self.smtp.tls_cert), "tls_key": fix(self.smtp.tls_key)}
+                "smtp": smtp.model_copy(
+                    update={
+                        "tls_cert": beside(base, smtp.tls_cert),
+                        "tls_key": beside(base, smtp.tls_key),
+                    }
                 ),
-                "filter": self.filter.model_copy(
-                    update={"policy": fix(self.filter.policy), "model": fix(self.filter.model)}
+                "filter": filters.model_copy(
+                    update={
+                        "policy": beside(base, filters.policy),
+                        "model": beside(base, filters.model),
+                    }
                 ),
             }
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 from service.app import Gateway
 from service.config import GatewayConfig, load_config
 from service.logs import configure
+from service.store import Store
 
 
 async def run_worker(config: GatewayConfig, worker: int = 0, workers: int = 1) -> None:
@@ -56,6 +57,7 @@ def serve(config_path: Path | None, workers: int) -> int:
     if config.smtp.port == 0 or config.http.port == 0:
         print("mailmoat serve: --workers needs fixed SMTP and HTTP ports", file=sys.stderr)
         return 2
+    Store(config.store.path).close()  # migrate once, before workers race to do it
     # Must be set before any worker imports prometheus_client.
     metrics_dir = tempfile.mkdtemp(prefix="mailmoat-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

@@ -185,12 +185,24 @@ def server_factory(
             "hostname": config.hostname,
             "ident": "Mailmoat ESMTP",
             "timeout": config.timeout,
-            "command_call_limit": config.max_commands,
+            "command_call_limit": call_limits(config),
             "tls_context": tls,
         }
         return GatewaySMTP(handler, **kwargs)
 
     return build
+
+
+def call_limits(config: SmtpConfig) -> dict[str, int]:
+    """Per-session command limits: a looping client is cut off, a busy relay is not.
+
+    MAIL, RCPT, DATA and RSET come once per message, so their limits follow
+    ``max_messages_per_session``; every other command gets ``max_commands``.
+    """
+    messages = config.max_messages_per_session
+    per_message = {"MAIL": messages, "DATA": messages, "RSET": messages,
+                   "RCPT": messages * config.max_recipients}  # fmt: skip
+    return {"*": config.max_commands, **per_message}
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:

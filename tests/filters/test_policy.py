@@ -92,3 +92,11 @@ def test_heuristic_thresholds_pick_the_most_severe_reached() -> None:
     assert heur.action_for(2.9) is Action.DELIVER
     assert heur.action_for(3.0) is Action.TAG_HEADER
     assert heur.action_for(9.0) is Action.DELETE
+
+
+def test_absolute_paths_in_a_policy_stay_absolute(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(f'model = "{tmp_path / "m.npz"}"\n[signatures]\nfile = "s.sigs"\n')
+    config = load_policy(path)
+    assert config.model == tmp_path / "m.npz"
+    assert config.signatures.file == tmp_path / "s.sigs"

@@ -61,3 +61,12 @@ def test_bad_env_value_names_the_key() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml", environ={})
+
+
+def test_absolute_paths_stay_absolute(tmp_path: Path) -> None:
+    policy = tmp_path / "elsewhere" / "policy.toml"
+    path = tmp_path / "gw.toml"
+    path.write_text(f'[filter]\npolicy = "{policy}"\nmodel = "rel/model.npz"\n')
+    config = load_config(path, environ={})
+    assert config.filter.policy == policy
+    assert config.filter.model == tmp_path / "rel" / "model.npz"

@@ -116,6 +116,7 @@ async def test_recipient_limit_gives_452(start_gateway: Start) -> None:
         ([b"EHLO"], "501"),
         ([b"x" * 2000], "500"),  # command line far over the limit
         ([b"NOOP"] * 101, "421"),  # per-command limit: a client looping forever is cut off
+        ([b"RSET"] * 150, "250"),  # per-message commands may repeat far more often
     ],
 )
 async def test_bad_sequences_get_standard_replies(
