@@ -140,7 +140,7 @@ class DeliveryQueue:
                 self.writer.store.finish_delivery, delivery, "delivered", self.clock()
             )
             self._done(delivery)
-            log.info(
+            log.debug(
                 "delivered",
                 extra={
                     "delivery": delivery.id,

@@ -43,13 +43,23 @@ async def run_worker(config: GatewayConfig, worker: int = 0, workers: int = 1) -
 
 
 def _worker_main(config_path: Path | None, worker: int, workers: int) -> None:
-    configure()
-    asyncio.run(run_worker(load_config(config_path), worker, workers))
+    listener = configure()
+    try:
+        asyncio.run(run_worker(load_config(config_path), worker, workers))
+    finally:
+        listener.stop()
 
 
 def serve(config_path: Path | None, workers: int) -> int:
     """Run until a signal; returns the process exit status."""
-    configure()
+    listener = configure()
+    try:
+        return _serve(config_path, workers)
+    finally:
+        listener.stop()
+
+
+def _serve(config_path: Path | None, workers: int) -> int:
     config = load_config(config_path)
     if workers == 1:
         asyncio.run(run_worker(config))

@@ -138,7 +138,7 @@ class Gatekeeper:
             return NOT_STORED
         self.metrics.accepted()
         self.submit(message)
-        log.info(
+        log.debug(
             "accepted",
             extra={
                 "queue_id": queue_id,

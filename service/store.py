@@ -2,8 +2,12 @@
 
 Every method is synchronous and short; the gateway calls them from one
 writer thread (``service/writer.py``) so the event loop never waits on disk.
-SQLite runs in WAL mode with ``synchronous=FULL``: a committed transaction is
-on disk, which is what lets the SMTP side say 250 only after ``spool``.
+SQLite runs in WAL mode. Accepting mail commits with ``synchronous=FULL``:
+the message is on disk (fsync) before the SMTP side says 250. Bookkeeping
+after that (verdicts, delivery state) commits with ``synchronous=NORMAL``: it
+survives a crash of the process; a crash of the whole machine may lose the
+last few bookkeeping commits, so a message is filtered or delivered again
+(at least once), never lost. That saves an fsync per message on the writer.
 """
 
 from __future__ import annotations
@@ -107,13 +111,16 @@ class Recorded:
     new_accounts: list[str]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _pragmas(synchronous: str) -> Callable[[Any, Any], None]:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return apply
 
 
 def migrate(connection: Connection) -> None:
@@ -156,12 +163,15 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.engine: Engine = create_engine(f"sqlite:///{path}")
-        event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "connect", _pragmas("NORMAL"))
+        self.durable: Engine = create_engine(f"sqlite:///{path}")
+        event.listen(self.durable, "connect", _pragmas("FULL"))
         with self.engine.begin() as conn:
             migrate(conn)
 
     def close(self) -> None:
         self.engine.dispose()
+        self.durable.dispose()
 
     def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -204,7 +214,7 @@ class Store:
             }
             for m in batch
         ]
-        with self.engine.begin() as conn:
+        with self.durable.begin() as conn:
             conn.execute(messages.insert(), rows)
 
     def unfiltered(self, worker: int, workers: int) -> list[Spooled]:
