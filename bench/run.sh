@@ -12,3 +12,4 @@ mkdir -p bench/results
 "$PY" bench/throughput.py --corpus "$CORPUS"
 "$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json
 "$PY" bench/held_mail.py
+"$PY" bench/e2e.py --corpus "$CORPUS" --out bench/results/e2e.json

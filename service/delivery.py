@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -68,6 +69,7 @@ async def deliver(
     timeout: float,
     starttls: bool = True,
     verify_certs: bool = False,
+    pool: SessionPool | None = None,
 ) -> Outcome:
     """Send ``data`` as-is to the first route that holds a session; never raises for SMTP results.
 
@@ -82,7 +84,7 @@ async def deliver(
     offers it, without checking its certificate, since customer servers
     often present certificates that do not match their names and encryption
     still defeats passive eavesdropping. ``verify_certs`` turns checking on;
-    ``starttls=False`` never upgrades.
+    ``starttls=False`` never upgrades. With a ``pool``, sessions are reused.
 
     ``timeout`` bounds each network step (connecting, each command, the data
     transfer) in seconds. BODY=8BITMIME and SMTPUTF8 are declared when the
@@ -95,38 +97,90 @@ async def deliver(
     reasons: list[str] = []
     last_code = NO_REPLY  # the reply code of the last route tried, if it sent one
     for route in routes:
-        smtp = aiosmtplib.SMTP(
-            hostname=route.host,
-            port=route.port,
-            local_hostname=helo,
-            timeout=timeout,
-            start_tls=None if starttls else False,  # None: only if offered
-            validate_certs=verify_certs,
-        )
-        try:
+        smtp = await pool.take(route) if pool is not None else None
+        if smtp is None:
+            smtp = aiosmtplib.SMTP(
+                hostname=route.host,
+                port=route.port,
+                local_hostname=helo,
+                timeout=timeout,
+                start_tls=None if starttls else False,  # None: only if offered
+                validate_certs=verify_certs,
+            )
             try:
                 await smtp.connect()
                 if smtp.is_ehlo_or_helo_needed:
                     await smtp.ehlo()
             except _SMTP_ERRORS as exc:
+                smtp.close()
                 reasons.append(f"{route}: {_describe(exc)}")
                 last_code = (
                     exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else NO_REPLY
                 )
                 continue
-            outcome = await _transact(smtp, route, mail_from, recipients, data)
+        outcome = await _transact(smtp, route, mail_from, recipients, data)
+        if pool is not None and smtp.is_connected and outcome.kind is not Kind.TEMPORARY:
+            pool.give(route, smtp)
+        else:
             if smtp.is_connected:
                 # The outcome is decided; a failed goodbye changes nothing.
                 with contextlib.suppress(*_SMTP_ERRORS):
                     await smtp.quit()
-            return outcome
-        finally:
             smtp.close()
+        return outcome
     # Even a 5xx greeting is only this host's state, not a verdict on the
     # recipient (as Postfix's smtp_skip_5xx_greeting): keep retrying.
     reason = "; ".join(reasons)
     failures = tuple(Failure(rcpt, NO_ANSWER, last_code, reason) for rcpt in recipients)
     return Outcome(delivered=(), temporary=failures, permanent=(), route=None)
+
+
+class SessionPool:
+    """Idle outbound sessions per route, reused for the next message to the same server.
+
+    A new TCP connection, greeting, EHLO and QUIT per message cost more than
+    the transaction itself on a busy gateway. A session is taken back only
+    after a clean transaction, checked with RSET before reuse (a server may
+    have closed it while idle), and dropped after ``idle_seconds``.
+    """
+
+    def __init__(
+        self, *, per_route: int = 8, idle_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.per_route = per_route
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self._idle: dict[Route, list[tuple[float, aiosmtplib.SMTP]]] = {}
+
+    async def take(self, route: Route) -> aiosmtplib.SMTP | None:
+        """A live idle session to ``route``, or None (then the caller connects)."""
+        idle = self._idle.get(route, [])
+        while idle:
+            since, smtp = idle.pop()
+            if self.clock() - since > self.idle_seconds or not smtp.is_connected:
+                smtp.close()
+                continue
+            try:
+                await smtp.rset()
+            except _SMTP_ERRORS:
+                smtp.close()
+                continue
+            return smtp
+        return None
+
+    def give(self, route: Route, smtp: aiosmtplib.SMTP) -> None:
+        idle = self._idle.setdefault(route, [])
+        if len(idle) >= self.per_route:
+            smtp.close()
+            return
+        idle.append((self.clock(), smtp))
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for _, smtp in idle:
+                smtp.close()
+        self._idle.clear()
 
 
 async def _transact(

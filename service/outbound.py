@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from filters.lists import domain_of
 from service import backoff
 from service.config import DeliveryConfig
-from service.delivery import deliver
+from service.delivery import SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import GatewayMetrics
 from service.rewrite import render
@@ -59,6 +59,7 @@ class DeliveryQueue:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self.sessions = SessionPool()
 
     # --- queue state ----------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class DeliveryQueue:
             data,
             helo=self.hostname,
             timeout=self.config.timeout,
+            pool=self.sessions,
         )
         permanent, temporary = list(outcome.permanent), list(outcome.temporary)
         if outcome.delivered and item.kind in ("deliver", "redirect"):
@@ -236,3 +238,4 @@ class DeliveryQueue:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.sessions.close()

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from service.delivery import BAD_CONNECTION, NO_ANSWER, UTF8_REQUIRED, Kind, Outcome, deliver
+from service.delivery import (
+    BAD_CONNECTION,
+    NO_ANSWER,
+    UTF8_REQUIRED,
+    Kind,
+    Outcome,
+    SessionPool,
+    deliver,
+)
 from service.dsn import NO_REPLY, Failure
 from service.routing import Route
 from tests.smtpsink import RecordingSink, self_signed_context, started_sink
@@ -281,3 +289,24 @@ def test_kind_summarises_the_recipients(
     kind: Kind,
 ) -> None:
     assert Outcome(delivered, temporary, permanent, None).kind is kind
+
+
+async def test_pooled_sessions_are_reused_and_checked(sink: RecordingSink) -> None:
+
+    pool = SessionPool()
+    route = Route(sink.host, sink.port)
+    try:
+        for n in range(3):
+            outcome = await deliver([route], "a@sender.test", ["bob@example.test"],
+                                    f"Subject: {n}\r\n\r\nbody\r\n".encode(), helo="mx.test",
+                                    timeout=10, pool=pool)  # fmt: skip
+            assert outcome.kind is Kind.DELIVERED
+        assert len(sink.received) == 3
+        sink.stop()  # the idle session dies with the server ...
+        sink.start()
+        outcome = await deliver([route], "a@sender.test", ["bob@example.test"],
+                                b"Subject: after\r\n\r\nbody\r\n", helo="mx.test", timeout=10,
+                                pool=pool)  # fmt: skip
+        assert outcome.kind is Kind.DELIVERED  # ... so RSET fails and a new one is opened
+    finally:
+        pool.close()
