@@ -68,7 +68,8 @@ def _query(domain: str | None, windows: Sequence[DomainWindow]) -> tuple[str, di
     for i, w in enumerate(windows, start=1):
         params |= {f"wd{i}": w.domain, f"ws{i}": w.start, f"we{i}": w.end}
         cases.append(
-            f"WHEN domain = :wd{i} AND received_at >= :ws{i} AND received_at < :we{i} THEN {i}"
+            # Times first: SQLite stops at the first false term, and numbers compare cheaper.
+            f"WHEN received_at >= :ws{i} AND received_at < :we{i} AND domain = :wd{i} THEN {i}"
         )
     window = f"(CASE {' '.join(cases)} ELSE 0 END)" if cases else "0"
     selected = "(domain = :domain)" if domain is not None else "1"

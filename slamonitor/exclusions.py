@@ -10,7 +10,7 @@ the whole service, not one customer.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,39 +85,56 @@ def domain_scoped(found: Sequence[Window]) -> list[DomainWindow]:
     return [DomainWindow(w.domain, w.start, w.end) for w in found if w.domain is not None]
 
 
-def outbreaks(events: EventArrays, ratio: float = OUTBREAK_RATIO) -> list[Window]:
-    """5-minute periods whose virus share of all mail is above ``ratio``, merged when adjacent."""
+@dataclass(frozen=True, slots=True)
+class Outbreaks:
+    """Outbreak windows, the selected events in each, and which events fall in any of them."""
+
+    windows: list[Window]
+    counts: list[int]
+    mask: NDArray[np.bool_]
+
+
+def outbreaks(events: EventArrays, ratio: float = OUTBREAK_RATIO) -> Outbreaks:
+    """5-minute periods whose virus share of all mail is above ``ratio``, merged when adjacent.
+
+    Worked out per period index, not per window: a month can hold thousands of them.
+    """
     period = (events.at // PERIOD).astype(np.int64)
     total = np.bincount(period)
-    virus = np.bincount(period, weights=events.virus)
-    hot = np.flatnonzero(virus > ratio * total)
+    virus = np.bincount(period, weights=events.virus, minlength=total.size)
+    selected = np.bincount(period[events.selected], minlength=total.size)
+    hot = virus > ratio * total
     found: list[Window] = []
+    counts: list[int] = []
     base = events.month.start
-    for p in hot.tolist():
+    for p in np.flatnonzero(hot).tolist():
         start, end = base + p * PERIOD, base + (p + 1) * PERIOD
         reason = f"{int(virus[p])} viruses in {int(total[p])} messages (above 1:{1 / ratio:.0f})"
         if found and found[-1].end == start:
             last = found[-1]
             found[-1] = Window(Kind.OUTBREAK, last.start, end, None, last.reason + "; " + reason)
+            counts[-1] += int(selected[p])
         else:
             found.append(Window(Kind.OUTBREAK, start, end, None, reason))
-    return found
+            counts.append(int(selected[p]))
+    return Outbreaks(found, counts, hot[period])
 
 
-def window_masks(events: EventArrays, found: Sequence[Window]) -> list[NDArray[np.bool_]]:
-    """For each window, which events fall in it (domain windows via the loader's codes)."""
+def window_masks(events: EventArrays, found: Sequence[Window]) -> Iterator[NDArray[np.bool_]]:
+    """For each declared window in turn, which events fall in it (domain ones via the codes).
+
+    A generator: one mask at a time is alive, whatever the number of windows.
+    """
     base = events.month.start
-    masks = []
     code = 0
     for w in found:
         if w.domain is None:
-            masks.append((events.at >= w.start - base) & (events.at < w.end - base))
+            yield (events.at >= w.start - base) & (events.at < w.end - base)
         else:
             # The loader tagged each row with the first domain window it falls in, so a
             # row in two overlapping windows of one domain counts for the first only.
             code += 1
-            masks.append(events.window == code)
-    return masks
+            yield events.window == code
 
 
 def excluded_at(found: Sequence[Window], domain: str, when: float, latency: bool) -> Window | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import reduce
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +20,7 @@ from slamonitor.config import SlaSettings
 from slamonitor.events import EventArrays, load_events
 from slamonitor.exclusions import (
     LATENCY_ONLY,
+    Outbreaks,
     Window,
     declared_and_grace,
     domain_scoped,
@@ -48,30 +48,31 @@ def iso(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _row(w: Window, events: int) -> dict[str, object]:
+    return {
+        "kind": str(w.kind),
+        "domain": w.domain,
+        "start": iso(w.start),
+        "end": iso(w.end),
+        "reason": w.reason,
+        "levels": "latency" if w.kind in LATENCY_ONLY else "all",
+        "events": events,
+    }
+
+
 def _exclusions(
-    events: EventArrays, found: list[Window]
+    events: EventArrays, declared: list[Window], hot: Outbreaks
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], list[dict[str, object]]]:
     """Events exempt from every level, from latency, and one row per window for the report."""
-    masks = window_masks(events, found)
-    none = np.zeros(len(events), dtype=np.bool_)
-    every = reduce(
-        np.logical_or,
-        [m for w, m in zip(found, masks, strict=True) if w.kind not in LATENCY_ONLY],
-        none,
-    )
-    some = reduce(np.logical_or, masks, every)
-    rows: list[dict[str, object]] = [
-        {
-            "kind": str(w.kind),
-            "domain": w.domain,
-            "start": iso(w.start),
-            "end": iso(w.end),
-            "reason": w.reason,
-            "levels": "latency" if w.kind in LATENCY_ONLY else "all",
-            "events": int(np.count_nonzero(m & events.selected)),
-        }
-        for w, m in zip(found, masks, strict=True)
-    ]
+    every = np.zeros(len(events), dtype=np.bool_)
+    some = hot.mask.copy()
+    rows = []
+    for w, mask in zip(declared, window_masks(events, declared), strict=True):
+        np.logical_or(some, mask, out=some)
+        if w.kind not in LATENCY_ONLY:
+            np.logical_or(every, mask, out=every)
+        rows.append(_row(w, int(np.count_nonzero(mask & events.selected))))
+    rows += [_row(w, n) for w, n in zip(hot.windows, hot.counts, strict=True)]
     return every, some, rows
 
 
@@ -116,8 +117,9 @@ def build(
     with engine.connect() as conn:
         declared = declared_and_grace(conn, month, domain)
     events = load_events(engine, month, domain=domain, domain_windows=domain_scoped(declared))
-    found = declared + outbreaks(events)
-    every, some, excluded = _exclusions(events, found)
+    hot = outbreaks(events)
+    found = declared + hot.windows
+    every, some, excluded = _exclusions(events, declared, hot)
     measured = events.selected & ~every
     lat_include = events.selected & ~some
     starts, averages = period_averages(events, lat_include)
