@@ -15,7 +15,7 @@ Packed word, bit by bit (a month with a DST hour still fits 28 bits of cs):
 
 Slices run on a few threads with a connection each: SQLite releases the GIL
 while it scans, so two cores read two slices at once. Peak memory is the
-arrays (19 bytes per row) plus one slice of text per thread.
+arrays (20 bytes per row) plus one slice of text per thread.
 """
 
 from __future__ import annotations
