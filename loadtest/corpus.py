@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mailbox
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Literal, TypeVar
 
 Label = Literal["ham", "spam"]
 LABELS_FILE = "labels.tsv"
+MBOX_SUFFIXES = (".mbox", ".mbx")  # inside ham/ and spam/: one file holding many messages
 _LABELS: dict[str, Label] = {"ham": "ham", "spam": "spam"}
 T = TypeVar("T")
 
@@ -25,6 +27,12 @@ class CorpusItem:
     path: Path
     label: Label | None
     data: bytes
+    key: str | None = None  # the message's number inside an mbox file
+
+    @property
+    def name(self) -> str:
+        """Where the message came from, for reports: the file, with ``#key`` for an mbox."""
+        return str(self.path) if self.key is None else f"{self.path}#{self.key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +74,80 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield path
 
 
-def _entries(
-    path: Path, labels: Path | None, report: ErrorSink
-) -> Iterator[tuple[Label | None, Path]]:
-    """Decide the layout and list its (label, file) entries."""
+def _is_maildir(folder: Path) -> bool:
+    return (folder / "cur").is_dir() or (folder / "new").is_dir()
+
+
+def _maildir(folder: Path) -> Iterator[Path]:
+    """A Maildir's delivered messages: ``cur/`` then ``new/``; ``tmp/`` holds unfinished ones.
+
+    Each message is a file, so it is read as one: a broken message names its own file.
+    """
+    for sub in ("cur", "new"):
+        if (folder / sub).is_dir():
+            yield from (p for p in sorted((folder / sub).iterdir())
+                        if not p.name.startswith("."))  # fmt: skip
+
+
+def _is_mbox(path: Path) -> bool:
+    """A file that starts with an mbox ``From `` line (a TREC index never does)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(5) == b"From "
+    except OSError:
+        return False  # read as an index, which reports the error by name
+
+
+def _mbox(path: Path, label: Label | None, report: ErrorSink) -> Iterator[CorpusItem]:
+    """Every message of an mbox file (stdlib ``mailbox``), without its ``From `` line."""
+    if not _is_mbox(path):
+        report(CorpusError(path, "not an mbox file: it does not start with a 'From ' line"))
+        return
+    try:
+        box = mailbox.mbox(path, create=False)
+        try:
+            # Read whole, then close: a generator left unfinished would keep the file open.
+            messages = [box.get_bytes(key) for key in box.iterkeys()]
+        finally:
+            box.close()
+    except (OSError, mailbox.Error) as exc:
+        report(CorpusError(path, f"cannot read mbox: {exc}"))
+        return
+    for number, data in enumerate(messages, start=1):
+        yield CorpusItem(path, label, data, key=str(number))
+
+
+Entry = tuple[Label | None, Path, bool]  # label, file, whether the file is an mbox
+
+
+def _folder(folder: Path, label: Label | None) -> Iterator[Entry]:
+    """A label's folder: a Maildir, or files of which ``*.mbox`` ones hold many messages."""
+    if _is_maildir(folder):
+        yield from ((label, p, False) for p in _maildir(folder))
+        return
+    for path in _walk(folder):
+        yield label, path, path.suffix.lower() in MBOX_SUFFIXES
+
+
+def _entries(path: Path, labels: Path | None, report: ErrorSink) -> Iterator[Entry]:
+    """Decide the layout and list its (label, file, is mbox) entries."""
     if labels is not None:
         base = path if path.is_dir() else path.parent
-        yield from _parse_index(labels if labels.is_absolute() else base / labels, base, report)
+        index = labels if labels.is_absolute() else base / labels
+        yield from ((label, p, False) for label, p in _parse_index(index, base, report))
+    elif path.is_file() and _is_mbox(path):
+        yield None, path, True
     elif path.is_file():
-        yield from _parse_index(path, path.parent, report)
+        yield from ((label, p, False) for label, p in _parse_index(path, path.parent, report))
     elif (path / LABELS_FILE).is_file():
-        yield from _parse_index(path / LABELS_FILE, path, report)
+        index = path / LABELS_FILE
+        yield from ((label, p, False) for label, p in _parse_index(index, path, report))
     elif (path / "ham").is_dir() or (path / "spam").is_dir():
         for label in ("ham", "spam"):
             if (path / label).is_dir():
-                yield from ((_LABELS[label], p) for p in _walk(path / label))
+                yield from _folder(path / label, _LABELS[label])
     elif path.is_dir():
-        yield from ((None, p) for p in _walk(path))
+        yield from _folder(path, None)
     else:
         raise CorpusFormatError(f"{path}: no such corpus file or directory")
 
@@ -98,7 +163,9 @@ def read_corpus(
 
     Layouts: a directory with ``labels.tsv`` (``ham|spam<TAB>relative/path``), a
     TREC index file (``spam ../data/inmail.1``, relative to the index's folder), a
-    directory with ``ham/`` and ``spam/`` sub-folders, or any directory (unlabelled).
+    directory with ``ham/`` and ``spam/`` sub-folders (each a folder of files, some
+    of which may be ``*.mbox`` files, or a Maildir), a Maildir (``cur/`` and
+    ``new/``; unlabelled), an mbox file (unlabelled), or any directory (unlabelled).
     ``labels`` overrides the index; its entries are relative to the corpus directory.
     A file that cannot be read is appended to ``errors`` and passed to ``on_error``;
     the iteration continues.
@@ -110,7 +177,10 @@ def read_corpus(
         if on_error is not None:
             on_error(error)
 
-    for label, file in _entries(path, labels, report):
+    for label, file, is_mbox in _entries(path, labels, report):
+        if is_mbox:
+            yield from _mbox(file, label, report)
+            continue
         try:
             data = file.read_bytes()
         except OSError as exc:

@@ -83,3 +83,76 @@ def test_split_is_deterministic_and_complete() -> None:
     assert split(range(100), 0.3, seed=6) != (first, second)
     with pytest.raises(ValueError, match="fraction"):
         split([1], 1.5)
+
+
+MBOX = (
+    b"From alice@sender.test Thu Aug 22 12:46:39 2002\n"
+    b"Subject: one\n\nfirst body\n>From the quoted line\n\n"
+    b"From bob@sender.test Thu Aug 22 12:47:00 2002\n"
+    b"Subject: two\n\nsecond body\n\n"
+    b"From carol@sender.test Thu Aug 22 12:48:00 2002\n"
+    b"Subject: three\n\nthird body\n"
+)
+
+
+def test_maildir_reads_cur_then_new_and_skips_tmp_and_dot_files(tmp_path: Path) -> None:
+    box = tmp_path / "Maildir"
+    write(box / "cur" / "1700000002.M2.host:2,S", b"Subject: seen\n\n")
+    write(box / "cur" / "1700000001.M1.host:2,", b"Subject: older\n\n")
+    write(box / "new" / "1700000003.M3.host", b"Subject: unread\n\n")
+    write(box / "tmp" / "1700000004.M4.host", b"Subject: half written\n")
+    write(box / "new" / ".hidden", b"x")
+    items = list(read_corpus(box))
+    assert summary(items) == [
+        (None, "1700000001.M1.host:2,"),
+        (None, "1700000002.M2.host:2,S"),
+        (None, "1700000003.M3.host"),
+    ]
+    assert items[2].data == b"Subject: unread\n\n" and items[2].key is None
+
+
+def test_maildir_broken_message_names_its_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    write(box / "new" / "b-good")
+    (box / "new" / "a-broken").mkdir()  # a directory where a message file should be
+    errors: list[CorpusError] = []
+    items = list(read_corpus(box, errors=errors))
+    assert summary(items) == [(None, "b-good")]
+    assert [e.path for e in errors] == [box / "new" / "a-broken"]
+    assert "cannot read message" in str(errors[0])
+
+
+def test_mbox_file_yields_each_message_without_its_from_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "archive", MBOX)
+    items = list(read_corpus(path))
+    assert [(i.label, i.key, i.name) for i in items] == [
+        (None, "1", f"{path}#1"),
+        (None, "2", f"{path}#2"),
+        (None, "3", f"{path}#3"),
+    ]
+    assert items[0].data.startswith(b"Subject: one\n") and b"\nFrom " not in items[0].data
+    assert items[2].data == b"Subject: three\n\nthird body\n"
+
+
+def test_labelled_folders_may_hold_maildirs_and_mbox_files(tmp_path: Path) -> None:
+    write(tmp_path / "ham" / "cur" / "m1", b"Subject: ham in a maildir\n\n")
+    write(tmp_path / "spam" / "pitches.mbox", MBOX)
+    write(tmp_path / "spam" / "single.eml", b"Subject: a lone file\n\n")
+    items = list(read_corpus(tmp_path))
+    assert [(i.label, i.path.name, i.key) for i in items] == [
+        ("ham", "m1", None),
+        ("spam", "pitches.mbox", "1"),
+        ("spam", "pitches.mbox", "2"),
+        ("spam", "pitches.mbox", "3"),
+        ("spam", "single.eml", None),
+    ]
+
+
+def test_broken_mbox_file_is_reported_by_name_and_the_run_goes_on(tmp_path: Path) -> None:
+    write(tmp_path / "spam" / "a-broken.mbox", b"Subject: no From line\n\nbody\n")
+    write(tmp_path / "spam" / "b-good.mbox", MBOX)
+    errors: list[CorpusError] = []
+    items = list(read_corpus(tmp_path, errors=errors))
+    assert [i.key for i in items] == ["1", "2", "3"]
+    assert [e.path.name for e in errors] == ["a-broken.mbox"]
+    assert "not an mbox file" in str(errors[0]) and str(tmp_path) in str(errors[0])
