@@ -30,8 +30,8 @@ from service.writer import StoreWriter
 P = ParamSpec("P")
 T = TypeVar("T")
 
-ReleaseHook = Callable[[Connection, HeldSummary, str, float], None]
-"""Called in the release transaction (message, who, when): the SLA monitor's FP claim."""
+ReleaseHook = Callable[[Connection, HeldMessage, str, float, float | None], None]
+"""Called in the release transaction (message, who, when, when requested): the SLA monitor."""
 
 
 class NotFound(LookupError):
@@ -134,7 +134,7 @@ class Quarantine:
                 requests.create, held_id=held_id, by=principal.name, reason=reason or "",
                 targets=targets, now=self.clock(),
             )  # fmt: skip
-            return await self._release(principal, message, targets, request_id=request.id)
+            return await self._release(principal, message, targets, request=request)
         return await self._release(principal, message, targets)
 
     def _targets(
@@ -163,7 +163,7 @@ class Quarantine:
         principal: Principal,
         message: HeldMessage,
         targets: tuple[str, ...],
-        request_id: str | None = None,
+        request: requests.Request | None = None,
     ) -> Released:
         summary = message.summary
         now = self.clock()
@@ -182,14 +182,15 @@ class Quarantine:
         def transaction(conn: Connection) -> list[Any] | None:
             if not held.mark(conn, summary.id, "released", now):
                 return None
-            if request_id is not None:
-                requests.decide(conn, request_id, status="released", by=principal.name,
+            if request is not None:
+                requests.decide(conn, request.id, status="released", by=principal.name,
                                 decision="released", now=now)  # fmt: skip
             conn.execute(training_labels.insert().values(
                 message_id=message.message_id, label="ham", source="release", created_at=now,
             ))  # fmt: skip
-            if self.on_release is not None and summary.category == "spam":
-                self.on_release(conn, summary, principal.name, now)
+            if self.on_release is not None:
+                requested_at = request.requested_at if request is not None else None
+                self.on_release(conn, message, principal.name, now, requested_at)
             return insert_deliveries(conn, message.message_id, now, items, now)
 
         created = await self.write(transaction)
@@ -237,7 +238,7 @@ class Quarantine:
             message = await self.get(principal, request.held_id)
             if message.summary.never_release:
                 raise Refused("this virus is never released", 403)
-            await self._release(principal, message, request.targets, request_id=request.id)
+            await self._release(principal, message, request.targets, request=request)
         else:
             await self.write(requests.decide, request_id, status="refused", by=principal.name,
                              decision=reason, now=self.clock())  # fmt: skip

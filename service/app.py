@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import dns.asyncresolver
 import uvicorn
@@ -27,17 +27,23 @@ from quarantine import api, pages
 from quarantine.auth import bearer_principal
 from quarantine.service import Quarantine
 from quarantine.upkeep import Upkeep
+from service import sla_hooks
 from service.classifier import Classifier, PolicySource
-from service.config import GatewayConfig
+from service.config import DomainConfig, GatewayConfig
 from service.dynamic_lists import DynamicLists
 from service.http import create_app
 from service.metrics import GatewayMetrics
+from service.notices import alert_mail
 from service.outbound import DeliveryQueue
 from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
 from service.store import Store
 from service.writer import StoreWriter
+from slamonitor import api as sla_api
+from slamonitor.availability import AvailabilityProbe
+from slamonitor.live import SlaCollector
+from slamonitor.queues import QueueWatch
 
 log = logging.getLogger("mailmoat.gateway")
 
@@ -98,14 +104,15 @@ class Gateway:
         source = PolicySource(config.filter.policy, config.filter.model)
         policy = source.load().config
         self.classifier = Classifier(source, config.filter.processes, DnsblClient(policy.dns))
+        # One worker knows its queue in memory; several share only the store.
+        queue_lengths: Callable[[], Mapping[str, int]] = (
+            self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
+        )
         self.metrics = GatewayMetrics(
             registry=self.registry,
             domains=sorted(config.domains),
             zones=[z.zone for z in policy.dnsbl],
-            # One worker knows its queue in memory; several share only the store.
-            queue_lengths=(
-                self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
-            ),
+            queue_lengths=queue_lengths,
         )
         self.outbound = DeliveryQueue(
             self.writer,
@@ -120,8 +127,10 @@ class Gateway:
             writer=self.writer,
             outbound=self.outbound,
             clock=self.clock,
+            on_release=sla_hooks.record_release,
             on_lists_changed=self.lists.invalidate,
         )
+        self.metrics.add_live(SlaCollector(self.store.engine, self.clock))
         self.upkeep = Upkeep(
             self.quarantine,
             config.quarantine,
@@ -163,6 +172,9 @@ class Gateway:
             factory, config.smtp.host, config.smtp.port, reuse_port=self.workers > 1
         )
         self.smtp_port = self.smtp.sockets[0].getsockname()[1]
+        self._watchers: list[asyncio.Task[None]] = []
+        if self.worker == 0:  # one watcher for the whole gateway, whatever --workers says
+            self._start_watchers(queue_lengths)
         self.http: _EmbeddedServer | None = None
         if self.serve_http:
             await self._start_http()
@@ -170,6 +182,30 @@ class Gateway:
             "gateway listening",
             extra={"smtp": self.smtp_port, "http": self.http_port, "worker": self.worker},
         )
+
+    def _start_watchers(self, queue_lengths: Callable[[], Mapping[str, int]]) -> None:
+        """Queue alerts (SPEC 5) and the port-25 availability probe (SPEC 4)."""
+        watch = QueueWatch(
+            self.store.engine, queue_lengths, self.config.routes(), self._notify_customer,
+            clock=self.clock,
+        )  # fmt: skip
+        host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
+        probe = AvailabilityProbe(self.store.engine, host, self.smtp_port, clock=self.clock)
+        self._watchers = [
+            asyncio.create_task(watch.run(), name="mailmoat-queue-watch"),
+            asyncio.create_task(probe.run(), name="mailmoat-availability"),
+        ]
+
+    async def _notify_customer(self, domain: str, subject: str, body: str) -> None:
+        """Mail a domain's contact through our own delivery path."""
+        contact = self.config.domains.get(domain, DomainConfig()).contact
+        if contact is None:
+            log.warning("no contact for %s; alert not mailed: %s", domain, subject)
+            return
+        raw = alert_mail(sender=f"postmaster@{self.config.smtp.hostname}", to=contact,
+                         subject=subject, body=body, now=self.clock())  # fmt: skip
+        created = await self.writer.call(self.store.submit, raw, [contact], self.clock(), "alert")
+        self.outbound.add(created)
 
     async def _recover(self) -> None:
         pending = await self.writer.call(self.store.pending_deliveries, self.worker, self.workers)
@@ -181,14 +217,16 @@ class Gateway:
             log.info("recovered", extra={"deliveries": len(pending), "unfiltered": len(unfiltered)})
 
     async def _start_http(self) -> None:
+        principal = bearer_principal(self.quarantine)
         app = create_app(
             metrics=self.metrics,
             registry=self.registry,
             readiness={"smtp": self.smtp.is_serving, "store": self.store.writable},
             auth=self.config.http.metrics_auth,
             routers=[
-                api.create_router(self.quarantine, bearer_principal(self.quarantine)),
+                api.create_router(self.quarantine, principal),
                 pages.create_router(self.upkeep),
+                sla_api.create_router(self.store.engine, principal, clock=self.clock),
             ],
         )
         server_config = uvicorn.Config(
@@ -222,8 +260,9 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
-        self._upkeep_task.cancel()
-        await asyncio.gather(self._upkeep_task, return_exceptions=True)
+        for task in (self._upkeep_task, *self._watchers):
+            task.cancel()
+        await asyncio.gather(self._upkeep_task, *self._watchers, return_exceptions=True)
         await self.processor.close()
         await self.outbound.close()
         await self.writer.close()

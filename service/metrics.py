@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from filters.verdict import Action, Category, Stage, Verdict
 
@@ -146,7 +147,9 @@ class GatewayMetrics:
         self._symbols: set[tuple[str, str]] = set()
         self._symbols_lock = threading.Lock()
         self.queue_collector = QueueCollector(self._domains, queue_lengths)
-        registry.register(self.queue_collector)
+        self.registry = registry
+        self.live: list[Collector] = []
+        self.add_live(self.queue_collector)
 
         def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
             return Counter(f"mailmoat_{name}", doc, labels, registry=registry)
@@ -262,6 +265,11 @@ class GatewayMetrics:
         if failed:
             self._dns_failures.labels(label).inc()
 
+    def add_live(self, collector: Collector) -> None:
+        """Register a collector that reads live state; multiprocess scrapes add it once."""
+        self.registry.register(collector)
+        self.live.append(collector)
+
     def session_opened(self) -> None:
         self._sessions.inc()
 
@@ -284,5 +292,6 @@ def exposition_registry(
     merged = CollectorRegistry()
     MultiProcessCollector(merged, path)  # type: ignore[no-untyped-call]
     if metrics is not None:
-        merged.register(metrics.queue_collector)
+        for collector in metrics.live:
+            merged.register(collector)
     return merged

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import ssl
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from filters.lists import domain_of
 from service.config import SmtpConfig
 from service.metrics import GatewayMetrics, RejectReason
 from service.rewrite import received_header
-from service.store import Spooled
+from service.store import Spooled, new_queue_id
 from service.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.smtp")
@@ -31,11 +30,6 @@ RELAY_DENIED = "550 5.7.1 relaying denied"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 NOT_STORED = "451 4.3.0 Message not stored, try again later"
 BAD_ADDRESS = "553 5.1.3 Bad recipient address syntax"
-
-
-def new_queue_id() -> str:
-    """A short, unique, sortable queue id: time prefix plus randomness."""
-    return f"{int(time.time() * 1000):x}{secrets.token_hex(5)}".upper()
 
 
 class Gatekeeper:

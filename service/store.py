@@ -13,6 +13,8 @@ last few bookkeeping commits, so a message is filtered or delivered again
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +131,11 @@ def migrate(connection: Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     command.upgrade(config, "heads")  # the gateway and the SLA monitor each add branches
+
+
+def new_queue_id() -> str:
+    """A short, unique, sortable queue id: time prefix plus randomness."""
+    return f"{int(time.time() * 1000):x}{secrets.token_hex(5)}".upper()
 
 
 def insert_deliveries(
@@ -404,6 +411,21 @@ class Store:
                     event = event.where(events.c.domain == delivery.item.domain)
                 conn.execute(event.values(**values))
             return self._insert_deliveries(conn, delivery, follow_up, now)
+
+    def submit(self, raw: bytes, rcpt_tos: Sequence[str], now: float, kind: str) -> list[Delivery]:
+        """Mail the gateway writes itself (alerts to customers): stored like accepted mail."""
+        message = Spooled(new_queue_id(), now, "", tuple(rcpt_tos), raw)
+        domains: dict[str, list[str]] = {}
+        for rcpt in rcpt_tos:
+            domains.setdefault(rcpt.rpartition("@")[2].lower(), []).append(rcpt)
+        items = [NewDelivery(kind, d, "", tuple(r)) for d, r in domains.items()]
+        with self.durable.begin() as conn:
+            conn.execute(messages.insert().values(
+                id=message.id, received_at=now, client_ip=None, helo=None, mail_from="",
+                rcpt_tos=json.dumps(list(rcpt_tos)), size=len(raw), raw=raw, state="filtered",
+                worker=0,
+            ))  # fmt: skip
+            return insert_deliveries(conn, message.id, now, items, now)
 
     def add_follow_ups(
         self, delivery: Delivery, now: float, follow_up: Sequence[NewDelivery]

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine, select
 
@@ -23,6 +23,11 @@ from slamonitor.periods import Month
 from slamonitor.probe import Clock
 from slamonitor.report import build
 from slamonitor.schema import windows
+
+LATEST = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: later instants cannot be shown as dates."""
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="row id")]
+"""Ids are SQLite INTEGERs: anything larger is a 422, never an overflow."""
 
 
 class _Body(BaseModel):
@@ -47,8 +52,8 @@ class Decision(_Body):
 
 class NewWindow(_Body):
     kind: Literal["dos", "maintenance", "suspension"]
-    start: float = Field(description="UNIX seconds")
-    end: float = Field(description="UNIX seconds, after start")
+    start: float = Field(ge=0, le=LATEST, description="UNIX seconds")
+    end: float = Field(ge=0, le=LATEST, description="UNIX seconds, after start")
     domain: str | None = Field(None, max_length=255, description="None: every domain")
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -111,7 +116,7 @@ def create_router(
         caller: Caller,
         domain: str | None = None,
         priority: str | None = None,
-        month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+        month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
         answered: bool | None = None,
     ) -> list[dict[str, Any]]:
         domains = _visible(caller)
@@ -132,12 +137,12 @@ def create_router(
         return ticket
 
     @router.get("/tickets/{ticket_id}")
-    def get_ticket(ticket_id: int, caller: Caller) -> dict[str, Any]:
+    def get_ticket(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
         with engine.connect() as conn:
             return asdict(visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id)))
 
     @router.post("/tickets/{ticket_id}/response")
-    def respond(ticket_id: int, caller: Caller) -> dict[str, Any]:
+    def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
         with engine.begin() as conn:
             visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id))
             _operator(caller)
@@ -193,7 +198,7 @@ def create_router(
         return asdict(updated)
 
     @router.get("/claims/{claim_id}")
-    def get_claim(claim_id: int, caller: Caller) -> dict[str, Any]:
+    def get_claim(claim_id: RowId, caller: Caller) -> dict[str, Any]:
         with engine.connect() as conn:
             claim = claim_store.get_claim(conn, claim_id)
         if claim is None or not caller.sees(claim.domain):
@@ -201,11 +206,11 @@ def create_router(
         return asdict(claim)
 
     @router.post("/claims/{claim_id}/withdraw")
-    def withdraw(claim_id: int, caller: Caller) -> dict[str, Any]:
+    def withdraw(claim_id: RowId, caller: Caller) -> dict[str, Any]:
         return change(claim_id, caller, "withdrawn", None)
 
     @router.post("/claims/{claim_id}/decision")
-    def decide(claim_id: int, body: Decision, caller: Caller) -> dict[str, Any]:
+    def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
         return change(claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason)
 
     @router.post("/windows", status_code=201)
