@@ -20,6 +20,7 @@ from filters.runtime import Policy
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.evaluation import evaluate_corpus
 from loadtest.generate import generate
+from slamonitor.cli import add_commands as add_sla_commands
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
 
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the SMTP port")
     p.set_defaults(func=cmd_serve)
+
+    add_sla_commands(sub)
 
     p = sub.add_parser("token", help="manage REST API tokens")
     p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+import quarantine.schema  # noqa: F401  (registers its tables on the shared metadata)
+import slamonitor.schema  # noqa: F401
 from service.schema import metadata
 
 connection = context.config.attributes["connection"]
