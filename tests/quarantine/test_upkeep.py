@@ -6,11 +6,13 @@ import email
 import email.message
 import email.policy
 import re
+from collections.abc import Callable
+from typing import Any
 
 from quarantine import accounts
 from quarantine.links import verify
 from tests.quarantine.conftest import Env
-from tests.service.gatewayfixtures import rows
+from tests.service.gatewayfixtures import eventually, message, rows, send
 
 DAY = 86400.0
 LINK = re.compile(rb"http://[^\s\"<>]+/q/([A-Za-z0-9_.=-]+)")
@@ -33,6 +35,10 @@ async def test_retention_spam_14_days_virus_30_days(env: Env) -> None:
     assert rows(env.db, "SELECT count(*) FROM messages WHERE raw != x''") == [(0,)]
     assert rows(env.db, "SELECT count(*) FROM events") == [(2,)]
     assert spam != virus
+
+
+async def eventually_rows(env: Env, query: str, check: Callable[[list[Any]], bool]) -> None:
+    await eventually(lambda: bool(check(rows(env.db, query))))
 
 
 async def _digest_links(env: Env) -> dict[str, bytes]:
@@ -99,3 +105,17 @@ async def test_digest_lists_each_message_once_per_recipient(env: Env) -> None:
     await env.gateway.quarantine.write(accounts.set_notify, "bob@example.test", "never", None)
     env.clock.advance(DAY)
     assert await env.gateway.upkeep.send_digests() == 0  # "never" means never
+
+
+async def test_undeliverable_mail_expires_after_7_days_with_a_dsn(env: Env) -> None:
+    env.sink.reply_at_rcpt("451 4.3.0 try later", ["bob@example.test"])
+    await send(env.gateway.smtp_port, message(subject="stuck"))
+    await eventually_rows(env, "SELECT attempts FROM deliveries WHERE kind = 'deliver'",
+                          lambda found: found and found[0][0] >= 1)  # fmt: skip
+    env.clock.advance(7 * DAY + 1)
+    await eventually_rows(env, "SELECT state, last_error FROM deliveries WHERE kind = 'deliver'",
+                          lambda found: found[0][0] == "expired")  # fmt: skip
+    (state, error) = rows(env.db, "SELECT outcome, detail FROM events")[0]
+    assert state == "expired" and "451" in error
+    dsn = [r for r in await env.delivered_to("alice@sender.test") if r.mail_from == "<>"]
+    assert dsn and b"Action: failed" in dsn[0].data

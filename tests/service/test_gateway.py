@@ -332,3 +332,20 @@ async def test_big_messages_do_not_stall_small_ones(
     await asyncio.gather(*big_tasks)
     assert small_during_bigs >= 3
     await sink.wait_for(3 + small_during_bigs, timeout=120)
+
+
+async def test_promtool_accepts_the_gateways_metrics(
+    start_gateway: Start, sink: RecordingSink, promtool: str
+) -> None:
+    gateway = await start_gateway()
+    await send(gateway.smtp_port, message())
+    await sink.wait_for(1, timeout=15)
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{gateway.http_port}/metrics")).text
+    assert "mailmoat_sla_" in text and "mailmoat_queue_messages" in text
+    check = await asyncio.create_subprocess_exec(
+        promtool, "check", "metrics", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await check.communicate(text.encode())
+    assert check.returncode == 0, out.decode()

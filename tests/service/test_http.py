@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import subprocess
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -200,19 +199,6 @@ async def test_errors_are_problem_json() -> None:
     assert_problem(wrong_method, 405)
     errors = assert_problem(invalid, 422)["errors"]
     assert isinstance(errors, list) and errors[0]["loc"] == ["path", "number"]
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "promtool.sh")], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        reason = f"promtool unavailable: {done.stderr.strip()}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return done.stdout.strip().splitlines()[-1]
 
 
 async def test_promtool_accepts_metrics(promtool: str) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,17 +58,3 @@ def event(
 def insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
         conn.execute(events.insert(), rows)
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """promtool's path (installed by scripts/promtool.sh); skipped locally, a failure in CI."""
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "promtool.sh")], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        reason = f"promtool unavailable: {done.stderr.strip()}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return done.stdout.strip().splitlines()[-1]
