@@ -110,6 +110,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         target=args.to, bounds=bounds, sink=None if args.no_sink else args.sink,
         concurrency=args.concurrency, rate=args.rate, arrivals=args.arrivals,
         drain=args.drain, drain_idle=args.drain_idle, seed=args.seed, timeout=args.timeout,
+        pipelining=not args.no_pipelining,
     )  # fmt: skip
     total = bounds.count if args.rate is None else expected_count(args.rate, bounds)
     result = asyncio.run(_with_progress(config, messages, total))
@@ -189,6 +190,11 @@ def add_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--domain", help="map every recipient to <local part>@DOMAIN")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    p.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="one command per reply even if the server offers PIPELINING",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson schedule")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON here")
     p.add_argument(

@@ -47,6 +47,7 @@ class ReplayConfig:
     drain_idle: float = 5.0  # ... and no longer than this after the last arrival
     seed: int = 0
     timeout: float = 60.0  # per SMTP reply
+    pipelining: bool = True  # False: lock-step even with a server that offers PIPELINING
     run: str = field(default_factory=lambda: secrets.token_hex(4))  # trace prefix
 
     def __post_init__(self) -> None:
@@ -190,9 +191,9 @@ class _Run:
             live.lag = started - scheduled
 
     async def _connect(self) -> SMTPClient:
-        host, port = self.config.target
-        return await SMTPClient.connect(host, port, ehlo_name=EHLO_NAME,
-                                        timeout=self.config.timeout, clock=self.clock)  # fmt: skip
+        (host, port), config = self.config.target, self.config
+        return await SMTPClient.connect(host, port, ehlo_name=EHLO_NAME, timeout=config.timeout,
+                                        pipelining=config.pipelining, clock=self.clock)  # fmt: skip
 
     async def _session(self, jobs: _Jobs) -> None:
         """Take messages until the source runs dry, reconnecting after a broken session."""

@@ -109,6 +109,7 @@ def summarize(result: ReplayResult, **run_info: Any) -> dict[str, Any]:
             "sink": f"{config.sink[0]}:{config.sink[1]}" if config.sink else None,
             "mode": "open" if config.rate is not None else "closed",
             "concurrency": config.concurrency,
+            "pipelining": config.pipelining,
             "count": config.bounds.count,
             "duration": config.bounds.duration,
             "seed": config.seed,

@@ -181,10 +181,13 @@ def esmtp(pipelining: bool) -> Script:
     return answer
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-async def test_commands_are_grouped_only_when_pipelining_is_offered(pipelining: bool) -> None:
-    async with scripted(esmtp(pipelining)) as (port, reads):
-        client = await SMTPClient.connect("127.0.0.1", port, timeout=10)
+@pytest.mark.parametrize(("offered", "wanted"), [(True, True), (False, True), (True, False)])
+async def test_commands_are_grouped_only_when_pipelining_is_offered_and_wanted(
+    offered: bool, wanted: bool
+) -> None:
+    pipelining = offered and wanted
+    async with scripted(esmtp(offered)) as (port, reads):
+        client = await SMTPClient.connect("127.0.0.1", port, timeout=10, pipelining=wanted)
         assert client.extensions["SIZE"] == "1000" and client.pipelining is pipelining
         first, second = Env("a@s.test", ("b@x.test", "c@x.test")), Env("d@s.test", ("e@x.test",))
         assert (await client.send(first, wire(b"Subject: 1\n\n1\n"), following=second)).accepted
