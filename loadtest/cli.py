@@ -84,6 +84,7 @@ async def _with_progress(
             rate = (live.sent - sent) / (now - last) if now > last else 0.0
             sent, last = live.sent, now
             progress.update(task, completed=live.sent, rate=f"{rate:,.0f}/s", stats=_stats(live))
+        progress.update(task, total=live.sent)  # a Poisson schedule's length was an estimate
         return running.result()
 
 

@@ -67,6 +67,7 @@ def _classification(result: ReplayResult, accepted: list[Record]) -> dict[str, A
         "unlabelled": sum(1 for r in accepted if result.messages[r.message].label is None),
         "false_positives": len(fp),
         "false_negatives": len(fn),
+        "false_negatives_by_action": dict(Counter(r.action or "none" for r in fn).most_common()),
         "hm_percent": round(100.0 * len(fp) / len(ham), 4) if ham else None,
         "sm_percent": round(100.0 * len(fn) / len(spam), 4) if spam else None,
         "refused": {"ham": refused["ham"], "spam": refused["spam"]},
@@ -199,6 +200,7 @@ def _rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{found['false_negatives']} ({found['sm_percent'] or 0:.2f}% sm)",
             )
         )
+    rows += [(f"delivered as {a}", str(n)) for a, n in summary["delivered_actions"].items()]
     rows += [(f"SMTP error {code}", str(n)) for code, n in summary["smtp_errors"].items()]
     rows += [(f"hits {symbol}", str(n)) for symbol, n in summary["stage_hits"].items()]
     return rows
@@ -232,7 +234,10 @@ def _plot(result: ReplayResult) -> str:
     histogram.set(title="latency histogram", xlabel="ms", ylabel="messages")
     cdf.set(title="latency CDF", xlabel="ms", ylabel="fraction of messages", ylim=(0, 1))
     for axes in (histogram, cdf):
-        axes.legend()
+        if accepted:
+            axes.legend()
+        else:
+            axes.text(0.5, 0.5, "no message accepted", ha="center", transform=axes.transAxes)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -100,6 +100,7 @@ async def test_counts_add_up_and_fp_fn_match_the_known_outcome(
     ham = sum(1 for m in messages if m.label == "ham")
     assert (found["ham"], found["spam"]) == (ham, 60 - ham)
     assert (found["false_positives"], found["false_negatives"]) == (fp, fn)
+    assert found["false_negatives_by_action"] == {"deliver": fn}
     assert found["hm_percent"] == round(100 * fp / ham, 4)
     assert found["sm_percent"] == round(100 * fn / (60 - ham), 4)
     assert all(BLOCKED_HAM not in name for name in found["false_negative_examples"])
