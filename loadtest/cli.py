@@ -12,8 +12,10 @@ import argparse
 import asyncio
 import importlib.util
 import ipaddress
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,13 +72,23 @@ async def _with_progress(
     config: ReplayConfig, messages: list[Prepared], total: int | None
 ) -> ReplayResult:
     """Run the replay under a live bar; the bar polls the run's totals, never slows a send."""
-    live = Live()
+    live, stop = Live(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def interrupted() -> None:
+        errors.print("[yellow]stopping: the messages under way finish, then the report[/]")
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C ends the run at once
+
+    # Signal handlers can only be set from the main thread (tests run the command in another).
+    handles_interrupt = threading.current_thread() is threading.main_thread()
+    if handles_interrupt:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
     columns = (TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[rate]}  {task.fields[stats]}"))  # fmt: skip
     with Progress(*columns, console=errors) as progress:
         task = progress.add_task("replay", total=total, rate="", stats="")
-        running = asyncio.create_task(replay(config, messages, live=live))
-        loop = asyncio.get_running_loop()
+        running = asyncio.create_task(replay(config, messages, live=live, stop=stop))
         sent, last = 0, loop.time()
         while not running.done():
             await asyncio.wait([running], timeout=REFRESH_SECONDS)
@@ -85,7 +97,9 @@ async def _with_progress(
             sent, last = live.sent, now
             progress.update(task, completed=live.sent, rate=f"{rate:,.0f}/s", stats=_stats(live))
         progress.update(task, total=live.sent)  # a Poisson schedule's length was an estimate
-        return running.result()
+    if handles_interrupt:
+        loop.remove_signal_handler(signal.SIGINT)
+    return running.result()
 
 
 def _bounds(args: argparse.Namespace, corpus_size: int) -> Bounds:

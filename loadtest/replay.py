@@ -9,7 +9,8 @@ header; the sink downstream of the gateway notes when each trace arrives and
 what the gateway decided (``X-Mailmoat-Action``/``-Symbols``). After sending,
 the run waits at most ``drain`` seconds for stragglers; an accepted message
 that never arrives was held (quarantined or deleted). Every loop is bounded
-by a count or a time limit.
+by a count or a time limit, and setting ``stop`` ends the sending early (the
+messages under way finish, stragglers are still awaited).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class ReplayResult:
     started: float
     finished: float  # the last reply
     drained: float = 0.0  # seconds spent waiting for stragglers
+    stopped: bool = False  # sending was ended early by the caller
     repeats: int = 0  # traces the sink saw more than once (copies per recipient, redelivery)
     untraced: int = 0  # messages at the sink without one of our traces
 
@@ -109,8 +111,9 @@ class ReplayResult:
 class _Jobs:
     """Hands message numbers to sessions: in order within the bounds, or on the schedule."""
 
-    def __init__(self, config: ReplayConfig, clock: Callable[[], float], start: float) -> None:
-        self.config, self.clock, self.start = config, clock, start
+    def __init__(self, config: ReplayConfig, clock: Callable[[], float], start: float,
+                 stop: asyncio.Event) -> None:  # fmt: skip
+        self.config, self.clock, self.start, self.stop = config, clock, start, stop
         self._next = 0
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._idle = 0  # sessions waiting for the schedule
@@ -122,8 +125,11 @@ class _Jobs:
         offsets = arrival_offsets(self.config.rate, self.config.arrivals, self.config.bounds, rng)
         for index, offset in enumerate(offsets):
             due = self.start + offset
-            if (delay := due - self.clock()) > 0:
-                await asyncio.sleep(delay)
+            # In slices, so a stop is seen soon even between messages of a slow schedule.
+            while (delay := due - self.clock()) > 0 and not self.stop.is_set():
+                await asyncio.sleep(min(delay, 0.1))
+            if self.stop.is_set():
+                break
             self._queue.put_nowait((index, due))
         for _ in range(self.config.concurrency):
             self._queue.put_nowait(None)
@@ -133,6 +139,8 @@ class _Jobs:
         if self._idle:
             return None  # an idle session takes it sooner than a busy one could
         if self.config.rate is None:
+            if self.stop.is_set():
+                return None
             if not self.config.bounds.admits(self._next, self.clock() - self.start):
                 return None
             self._next += 1
@@ -165,12 +173,14 @@ class _Run:
         messages: Sequence[Prepared],
         live: Live,
         clock: Callable[[], float],
+        stop: asyncio.Event,
     ) -> None:
         self.config, self.messages, self.live, self.clock = config, messages, live, clock
+        self.stop = stop
         self.records: list[Record] = []
 
     async def send(self, start: float) -> None:
-        jobs = _Jobs(self.config, self.clock, start)
+        jobs = _Jobs(self.config, self.clock, start, self.stop)
         sessions = [self._session(jobs) for _ in range(self.config.concurrency)]
         pacer = [jobs.pace()] if self.config.rate is not None else []
         await asyncio.gather(*pacer, *sessions)
@@ -246,9 +256,11 @@ async def replay(
     messages: Sequence[Prepared],
     *,
     live: Live | None = None,
+    stop: asyncio.Event | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> ReplayResult:
     """Send, wait for stragglers, and match what arrived with what was sent."""
+    stop = stop if stop is not None else asyncio.Event()
     if not messages:
         raise ValueError("nothing to send: the corpus has no usable message")
     live = live if live is not None else Live()
@@ -256,12 +268,13 @@ async def replay(
     if sink is not None:
         await sink.start()
     try:
-        run = _Run(config, messages, live, clock)
+        run = _Run(config, messages, live, clock, stop)
         started = clock()
         await run.send(started)
         records = run.records
         finished = max((r.replied for r in records), default=started)
         result = ReplayResult(config, messages, records, started, finished)
+        result.stopped = stop.is_set()
         if sink is not None:
             live.draining = True
             waited = clock()

@@ -116,6 +116,7 @@ def summarize(result: ReplayResult, **run_info: Any) -> dict[str, Any]:
             "seed": config.seed,
             "corpus_messages": len(result.messages),
             "mean_message_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
+            "stopped_early": result.stopped,
             **run_info,
         },
         "counts": {
@@ -166,6 +167,8 @@ def _rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             f"{counts['sent']} / {counts['accepted']} / {counts['refused']}",
         )
     ]
+    if summary["run"]["stopped_early"]:
+        rows.append(("stopped early", "yes (interrupted)"))
     if counts["delivered"] is not None:
         rows.append(("delivered / held", f"{counts['delivered']} / {counts['held']}"))
     rows.append(("accepted per second", f"{speed['accepted_per_second'] or 0:,.1f}"))

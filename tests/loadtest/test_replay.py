@@ -16,7 +16,7 @@ from loadtest.cli import main
 from loadtest.corpus import CorpusError, read_corpus
 from loadtest.envelopes import Prepared, prepare
 from loadtest.generate import SPAM_DOMAINS, generate
-from loadtest.replay import ReplayConfig, replay
+from loadtest.replay import Live, ReplayConfig, replay
 from loadtest.report import summarize
 from loadtest.schedule import Bounds
 from loadtest.sink import TraceSink
@@ -146,6 +146,32 @@ async def test_count_loops_the_corpus_and_duration_ends_a_closed_loop(
     assert set(target.arrivals) >= {r.trace for r in looped.records}
     assert timed.records and all(r.accepted for r in timed.records)
     assert timed.finished - timed.started < 10  # it stopped taking messages at 0.3 s
+
+
+@pytest.mark.parametrize("rate", [None, 2000.0])
+async def test_stop_ends_sending_early_and_keeps_what_was_sent(
+    messages: list[Prepared], rate: float | None
+) -> None:
+    target = TraceSink()
+    await target.start()
+    live, stop = Live(), asyncio.Event()
+
+    async def stop_after_some() -> None:
+        while live.sent < 20:  # bounded: the replay below sends far more than 20
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    config = ReplayConfig(
+        target=("127.0.0.1", target.port), sink=None, bounds=Bounds(count=1_000_000), rate=rate
+    )
+    try:
+        result, _ = await asyncio.gather(
+            replay(config, messages, live=live, stop=stop), stop_after_some()
+        )
+    finally:
+        await target.stop()
+    assert result.stopped and 20 <= len(result.records) < 100_000
+    assert summarize(result)["run"]["stopped_early"] is True
 
 
 async def test_an_unreachable_target_fails_every_message_without_hanging(
