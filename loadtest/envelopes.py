@@ -1,5 +1,4 @@
-"""Envelopes for replayed mail: from the message's own headers, or mapped into a test domain so
-a corpus from anywhere can be sent to the gateway's customer without relaying.
+"""Envelopes for replayed mail: from its headers, or mapped into a test domain to avoid relaying.
 
 The sender is the ``Return-Path`` (the original envelope sender, which
 corpora keep) or else the ``From`` address, or the null sender when neither

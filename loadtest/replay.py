@@ -1,5 +1,4 @@
-"""Replay a corpus through a running gateway into our own sink, so what went in can be matched
-with what came out, and when.
+"""Replay a corpus through a gateway into our own sink, to match what went in with what came out.
 
 Sessions take message numbers from one source: in order as fast as the
 server answers (closed loop), or on a fixed arrival schedule (open loop,

@@ -1,5 +1,4 @@
-"""The replay's downstream sink: arrivals by trace, plus what the gateway decided about each, so
-delivered mail can be matched with what was sent and held mail found by its absence."""
+"""The replay's sink: arrivals and verdict headers by trace, so held mail shows by its absence."""
 
 from __future__ import annotations
 

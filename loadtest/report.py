@@ -1,5 +1,4 @@
-"""What a replay adds up to, as JSON, a terminal table and a self-contained HTML page, so a tester
-reads throughput, latency and FP/FN without opening the raw records.
+"""A replay's totals as JSON, a terminal table and an HTML page: read at a glance, not raw records.
 
 Latencies are in milliseconds: ``smtp`` from a transaction's first byte to
 the gateway's final reply, ``round_trip`` from the same first byte to the

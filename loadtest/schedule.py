@@ -1,5 +1,4 @@
-"""Open-loop arrival schedules: when each message should start, fixed before the run so a slow
-server cannot slow the clock.
+"""Open-loop arrival schedules, fixed before the run so that a slow server cannot slow the clock.
 
 Pure: offsets in seconds from the start of the run, from the rate and an
 injected random generator, bounded by a count, a duration or both. The

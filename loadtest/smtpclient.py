@@ -1,5 +1,4 @@
-"""A small pipelining SMTP client (RFC 2920), because a load generator that waits for each reply
-measures its own round trips instead of the server.
+"""A pipelining SMTP client (RFC 2920): a load generator that awaits every reply measures itself.
 
 One ``SMTPClient`` is one session on asyncio streams. ``send`` writes
 ``MAIL FROM``, every ``RCPT TO`` and ``DATA`` in one write and then reads

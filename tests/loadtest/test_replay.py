@@ -1,5 +1,4 @@
-"""Replay against the real gateway on loopback: counts add up, FP/FN match a known outcome, the
-open-loop schedule keeps its rate, and the command line refuses remote targets."""
+"""Replay against the real gateway on loopback: counts, known FP/FN, open-loop rate, safe CLI."""
 
 from __future__ import annotations
 
