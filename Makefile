@@ -33,7 +33,7 @@ bench: venv
 	bash bench/run.sh
 
 demo: venv
-	bash examples/demo.sh
+	$(BIN)/mailmoat demo
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .pytest_cache .ruff_cache

@@ -14,3 +14,4 @@ fi
 "$PY" bench/throughput.py --corpus "$CORPUS"
 "$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json
 "$PY" bench/e2e.py --corpus "$CORPUS" --out bench/results/e2e.json
+"$PY" bench/replay.py --corpus "$CORPUS" --out bench/results/replay.json

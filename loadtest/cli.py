@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.envelopes import Prepared, prepare
+from loadtest.feed import feed
 from loadtest.replay import Address, Live, ReplayConfig, ReplayResult, replay
 from loadtest.report import summarize, summary_table, write_html, write_json
 from loadtest.schedule import ARRIVALS, Bounds, expected_count
@@ -137,6 +138,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.html is not None:
         write_html(summary, result, args.html)
         console.print(f"page written to {args.html}")
+    if args.feed_sla is not None:
+        fed = feed(args.feed_sla, result)
+        console.print(f"{fed} labels given to the SLA monitor in {args.feed_sla}")
     return 0 if summary["counts"]["accepted"] else 1
 
 
@@ -212,6 +216,8 @@ def add_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson schedule")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON here")
+    p.add_argument("--feed-sla", type=Path, metavar="STORE",
+                   help="give the labels to the SLA monitor in this gateway store")  # fmt: skip
     p.add_argument(
         "--html",
         type=Path,

@@ -17,6 +17,7 @@ from filters.model import ModelError, train
 from filters.pipeline import evaluate
 from filters.policy import PolicyConfig, PolicyError
 from filters.runtime import Policy
+from loadtest.cli import add_replay
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.evaluation import evaluate_corpus
 from loadtest.generate import generate
@@ -99,6 +100,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
                       domain=args.domain)  # fmt: skip
     console.print(f"{args.count} messages written; labels in {labels}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole product on embedded defaults: replay a sample, report, keep serving."""
+    import asyncio
+
+    from service.demo import run
+
+    return asyncio.run(run(args.config))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -184,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     add_sla_commands(sub)
+    add_replay(sub)
+
+    p = sub.add_parser("demo", help="start the gateway, replay a sample corpus, print reports")
+    p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("token", help="manage REST API tokens")
     p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")

@@ -6,6 +6,7 @@ import asyncio
 import email
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,12 +15,17 @@ import pytest
 from loadtest.cli import main
 from loadtest.corpus import CorpusError, read_corpus
 from loadtest.envelopes import Prepared, prepare
+from loadtest.feed import feed, labelled_queue_ids
 from loadtest.generate import SPAM_DOMAINS, generate
 from loadtest.replay import Live, ReplayConfig, replay
 from loadtest.report import summarize
 from loadtest.schedule import Bounds
 from loadtest.sink import TraceSink
 from service.app import Gateway
+from service.store import Store
+from slamonitor.config import SlaSettings
+from slamonitor.periods import Month
+from slamonitor.report import build
 from tests.service.gatewayfixtures import gateway_config
 
 MISSED_SPAM = "coin-moon.example"  # not blacklisted: its spam is delivered (false negatives)
@@ -212,3 +218,29 @@ async def test_cli_writes_json_and_html(
     assert set(report) >= {"throughput", "latency_ms", "smtp_errors", "classification",
                            "stage_hits", "schedule"}  # fmt: skip
     assert 'src="data:image/png;base64,' in (out / "r.html").read_text()
+
+
+async def test_replay_labels_give_the_sla_report_its_fp_and_fn(
+    gateway: tuple[int, int], messages: list[Prepared], tmp_path: Path
+) -> None:
+    smtp_port, sink_port = gateway
+    config = ReplayConfig(
+        target=("127.0.0.1", smtp_port), sink=("127.0.0.1", sink_port),
+        bounds=Bounds(count=60), concurrency=5, drain=30, drain_idle=2,
+    )  # fmt: skip
+    result = await replay(config, messages)
+    store_path = tmp_path / "gateway.db"  # where the gateway fixture keeps its store
+    assert len(labelled_queue_ids(result)) == 60
+    assert feed(store_path, result) == 60
+    assert feed(store_path, result) == 60  # labels are upserted: feeding twice changes nothing
+    now = time.time()
+    store = Store(store_path)
+    try:
+        month = Month.parse(time.strftime("%Y-%m", time.gmtime(now)))
+        report = build(store.engine, month, SlaSettings(), now=now)
+    finally:
+        store.close()
+    _, fp, fn = expected_outcome(messages)
+    levels = report.data["levels"]
+    assert isinstance(levels, dict)
+    assert (levels["false_positives"]["errors"], levels["false_negatives"]["errors"]) == (fp, fn)
