@@ -8,184 +8,43 @@ from another domain answers 404 exactly like a missing one. Errors are
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field, field_validator
 
 from filters.lists import domain_of
-from filters.policy import Lists
 from quarantine import accounts, reports
-from quarantine.held import Filters, HeldSummary
+from quarantine.api_models import (
+    AccountIn,
+    AccountOut,
+    BulkIn,
+    BulkOut,
+    DecisionIn,
+    DeleteOut,
+    EntryIn,
+    EntryOut,
+    HeldDetail,
+    HeldOut,
+    Page,
+    ReleaseIn,
+    ReleaseOut,
+    ReportOut,
+    RequestIn,
+    RequestOut,
+    SenderIn,
+    entry_out,
+    request_out,
+    timestamp,
+)
+from quarantine.held import Filters
 from quarantine.service import NotFound, Quarantine, Refused
 from quarantine.views import detail_of
 from service.principal import Principal
 
-MAX_BULK = 500
 EntryId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="list entry id")]
 HeldId = Annotated[str, PathParam(max_length=64, description="quarantine id")]
-
-
-def _ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
-class HeldOut(BaseModel):
-    id: str
-    domain: str
-    sender: str
-    recipients: list[str]
-    subject: str
-    kind: str = Field(description="spam, virus or content")
-    score: float
-    size: int
-    quarantined_at: datetime
-    expires_at: datetime
-    state: str
-    never_release: bool
-
-    @classmethod
-    def of(cls, s: HeldSummary) -> HeldOut:
-        return cls(
-            id=s.id, domain=s.domain, sender=s.sender, recipients=list(s.recipients),
-            subject=s.subject, kind=s.category, score=s.score, size=s.size,
-            quarantined_at=_ts(s.quarantined_at), expires_at=_ts(s.expires_at), state=s.state,
-            never_release=s.never_release,
-        )  # fmt: skip
-
-
-class Page(BaseModel):
-    items: list[HeldOut]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
-
-
-class HeldDetail(HeldOut):
-    headers: list[tuple[str, str]]
-    text_parts: list[dict[str, str]]
-    attachments: list[dict[str, Any]]
-    hits: list[dict[str, Any]]
-    why: str = Field(description="the hits that decided, in words")
-
-
-class ReleaseIn(BaseModel):
-    to: list[str] | None = Field(None, description="default: the original recipients")
-    reason: str | None = Field(None, description="required when an operator releases a virus")
-
-
-class ReleaseOut(BaseModel):
-    released: bool
-    to: list[str]
-    detail: str
-
-
-class DeleteOut(BaseModel):
-    deleted: bool
-    detail: str
-
-
-class BulkIn(BaseModel):
-    action: Literal["release", "delete"]
-    ids: list[str] = Field(min_length=1, max_length=MAX_BULK)
-
-
-class BulkOut(BaseModel):
-    results: dict[str, dict[str, Any]]
-
-
-class SenderIn(BaseModel):
-    list: Literal["whitelist", "blacklist"]
-    scope: Literal["user", "domain"] = "user"
-
-
-class EntryIn(BaseModel):
-    domain: str
-    scope: Literal["user", "group", "domain"]
-    owner: str | None = Field(None, description="address (user) or group name; not for domain")
-    list: Literal["whitelist", "blacklist"]
-    value: str = Field(description="sender address or domain")
-
-    @field_validator("value")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        return Lists(whitelist=[value]).whitelist[0]
-
-
-class EntryOut(BaseModel):
-    id: int
-    domain: str
-    scope: str
-    owner: str
-    list: str
-    value: str
-    created_at: datetime
-    created_by: str
-
-
-class RequestIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
-    to: list[str] | None = None
-
-
-class DecisionIn(BaseModel):
-    approve: bool
-    reason: str = Field(min_length=1, max_length=2000)
-
-
-class RequestOut(BaseModel):
-    id: str
-    held_id: str
-    domain: str
-    requested_by: str
-    requested_at: datetime
-    reason: str
-    to: list[str]
-    status: str
-    decided_by: str | None
-    decided_at: datetime | None
-    decision: str | None
-
-
-class AccountOut(BaseModel):
-    address: str
-    domain: str
-    created_at: datetime
-    notify: Literal["daily", "hours", "never"]
-    every_hours: int | None
-    last_digest_at: datetime | None
-
-
-class AccountIn(BaseModel):
-    notify: Literal["daily", "hours", "never"]
-    every_hours: int | None = Field(None, ge=1, le=168, description="with notify = hours")
-
-
-class ReportOut(BaseModel):
-    domain: str
-    since: datetime
-    until: datetime
-    messages: int
-    by_action: dict[str, int]
-    by_outcome: dict[str, int]
-    by_stage: dict[str, int]
-    by_symbol: dict[str, int]
-
-
-def _request_out(r: Any) -> RequestOut:
-    return RequestOut(
-        id=r.id, held_id=r.held_id, domain=r.domain, requested_by=r.requested_by,
-        requested_at=_ts(r.requested_at), reason=r.reason, to=list(r.targets), status=r.status,
-        decided_by=r.decided_by, decided_at=_ts(r.decided_at) if r.decided_at else None,
-        decision=r.decision,
-    )  # fmt: skip
-
-
-def _entry_out(e: Any) -> EntryOut:
-    return EntryOut(
-        id=e.id, domain=e.domain, scope=e.scope, owner=e.owner, list=e.kind, value=e.value,
-        created_at=_ts(e.created_at), created_by=e.created_by,
-    )  # fmt: skip
 
 
 def create_router(
@@ -265,7 +124,7 @@ def create_router(
     ) -> list[EntryOut]:
         made = await guarded(quarantine.sender_to_list(who, held_id, body.list, body.scope),
                              "message")  # fmt: skip
-        return [_entry_out(e) for e in made]
+        return [entry_out(e) for e in made]
 
     @router.post("/quarantine/{held_id}/release-requests", response_model=RequestOut,
                  status_code=201)  # fmt: skip
@@ -274,23 +133,23 @@ def create_router(
     ) -> RequestOut:
         made = await guarded(quarantine.request_release(who, held_id, body.reason, body.to),
                              "message")  # fmt: skip
-        return _request_out(made)
+        return request_out(made)
 
     @router.get("/release-requests", response_model=list[RequestOut])
     async def list_requests(
         who: Principal = caller, status: Literal["pending", "released", "refused"] | None = None
     ) -> list[RequestOut]:
-        return [_request_out(r) for r in await quarantine.release_requests(who, status)]
+        return [request_out(r) for r in await quarantine.release_requests(who, status)]
 
     @router.post("/release-requests/{request_id}/decision", response_model=RequestOut)
     async def decide(request_id: str, body: DecisionIn, who: Principal = caller) -> RequestOut:
         done = await guarded(quarantine.decide(who, request_id, body.approve, body.reason),
                              "release request")  # fmt: skip
-        return _request_out(done)
+        return request_out(done)
 
     @router.get("/lists", response_model=list[EntryOut])
     async def list_entries(who: Principal = caller) -> list[EntryOut]:
-        return [_entry_out(e) for e in await quarantine.entries(who)]
+        return [entry_out(e) for e in await quarantine.entries(who)]
 
     @router.post("/lists", response_model=EntryOut, status_code=201)
     async def add_entry(body: EntryIn, who: Principal = caller) -> EntryOut:
@@ -305,7 +164,7 @@ def create_router(
                                  kind=body.list, value=body.value),
             "domain",
         )  # fmt: skip
-        return _entry_out(made)
+        return entry_out(made)
 
     @router.delete("/lists/{entry_id}", status_code=204)
     async def remove_entry(entry_id: EntryId, who: Principal = caller) -> None:
@@ -315,10 +174,10 @@ def create_router(
         return AccountOut(
             address=a.address,
             domain=a.domain,
-            created_at=_ts(a.created_at),
+            created_at=timestamp(a.created_at),
             notify=a.notify,
             every_hours=a.every_hours,
-            last_digest_at=_ts(a.last_digest_at) if a.last_digest_at else None,
+            last_digest_at=timestamp(a.last_digest_at) if a.last_digest_at else None,
         )
 
     @router.get("/accounts", response_model=list[AccountOut])

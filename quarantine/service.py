@@ -23,8 +23,9 @@ from quarantine.held import Filters, HeldMessage, HeldSummary
 from quarantine.schema import training_labels
 from service.outbound import DeliveryQueue
 from service.principal import Principal
+from service.records import NewDelivery
 from service.rewrite import header_lines
-from service.store import NewDelivery, insert_deliveries
+from service.store import insert_deliveries
 from service.writer import StoreWriter
 
 P = ParamSpec("P")

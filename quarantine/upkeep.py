@@ -21,7 +21,8 @@ from quarantine.schema import link_uses
 from quarantine.service import NotFound, Quarantine, Refused
 from service.config import QuarantineConfig
 from service.principal import Principal
-from service.store import Delivery, NewDelivery, Spooled, insert_deliveries
+from service.records import Delivery, NewDelivery, Spooled
+from service.store import insert_deliveries
 
 log = logging.getLogger("mailmoat.quarantine")
 

@@ -16,8 +16,8 @@ from typing import Any
 from filters.lists import domain_of
 from filters.mail import Mail
 from filters.verdict import Action, Category, Verdict
+from service.records import EventRecord, Held, NewDelivery, Spooled
 from service.rewrite import verdict_headers
-from service.store import EventRecord, Held, NewDelivery, Spooled
 
 DAY = 86400.0
 RETENTION = {Category.SPAM: 14 * DAY, Category.VIRUS: 30 * DAY, Category.CONTENT: 14 * DAY}

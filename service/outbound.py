@@ -26,9 +26,9 @@ from service.config import DeliveryConfig
 from service.delivery import SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import GatewayMetrics
+from service.records import Delivery, NewDelivery
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
-from service.store import Delivery, NewDelivery
 from service.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.delivery")

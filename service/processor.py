@@ -22,7 +22,7 @@ from service.classifier import Classifier
 from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
-from service.store import Delivery, Spooled
+from service.records import Delivery, Spooled
 from service.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")

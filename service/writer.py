@@ -15,7 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from service.store import Spooled, Store
+from service.records import Spooled
+from service.store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")

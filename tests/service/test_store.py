@@ -6,7 +6,8 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from service.store import EventRecord, NewDelivery, Spooled, Store
+from service.records import EventRecord, NewDelivery, Spooled
+from service.store import Store
 from service.writer import StoreWriter
 
 
