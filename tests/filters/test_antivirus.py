@@ -15,10 +15,9 @@ from filters.antivirus import (
     LIMITS_EXCEEDED,
     ArchiveLimits,
     VirusDatabase,
-    VirusSignatureError,
-    hex_regex,
     scan,
 )
+from filters.clamav import VirusSignatureError, hex_regex
 from filters.mail import Mail
 from tests.mailfactory import make_mail
 
