@@ -42,5 +42,7 @@ def configure(level: str = "INFO") -> logging.handlers.QueueListener:
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)
+    # aiosmtpd logs every command at INFO; our one line per message says what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     listener.start()
     return listener
