@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,15 @@ MODEL_VERSION = 2
 # One plain pattern and a length filter cost half as much as look-around patterns.
 _RUN_RE = re.compile(r"[\w$][\w$'.-]*!?")
 _HEADER_WORD_RE = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
+# Raw header values hold only ASCII and what stands for other bytes (lone surrogates or
+# U+FFFD), none of them word characters or digits, so ASCII classes match exactly the
+# same there, and cost 40% less than Unicode ones.
+_RAW_HEADER_WORD_RE = re.compile(_HEADER_WORD_RE.pattern, re.ASCII)
 _TAG_RE = re.compile(r"<([a-z]{1,10})\b")
-_IP_RE = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b")
+_IP_RE = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b", re.ASCII)
 _ENCODED_WORD_RE = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
+_IS_WORD = bytes(int(2 < n < 13) for n in range(256))
+_IS_LONG = bytes(int(n == 13) for n in range(256))
 _URL_PIECE_RE = re.compile(r"[/?&=#.:+_~%-]+")
 # MIME structure, read off the lower-cased raw bytes: literal-prefixed patterns scan fast,
 # where one case-insensitive alternation costs ten times as much.
@@ -106,7 +112,7 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
             received.append(value.lower())
             out.update("ip:" + n for n in _IP_RE.findall(value))
         # map over a bound __add__ runs in C; a generator expression is 3x slower here.
-        out.update(map((lname + ":").__add__, _HEADER_WORD_RE.findall(value.lower())))
+        out.update(map((lname + ":").__add__, _RAW_HEADER_WORD_RE.findall(value.lower())))
         if "=?" in value:
             out.update(
                 f"encoded:{lname}:{c.lower()}:{e.lower()}"
@@ -116,9 +122,14 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     text = mail.text[:_MAX_TEXT]
     lowered = text.lower()
     runs = _RUN_RE.findall(lowered)
-    words = [w for w in runs if 2 < len(w) < 13]
+    # Each run's length (13 standing for "longer") as one byte, so picking words and
+    # long runs is ``compress`` over a translated byte string, all in C.
+    lengths = bytes(map(min, map(len, runs), repeat(13)))
+    words = list(compress(runs, lengths.translate(_IS_WORD)))
     out.update(words)
-    out.update(f"skip:{w[0]} {len(w) // 10 * 10}" for w in runs if len(w) > 12)
+    if 13 in lengths:
+        long_runs = compress(runs, lengths.translate(_IS_LONG))
+        out.update(f"skip:{w[0]} {len(w) // 10 * 10}" for w in long_runs)
     out.update(map("tag:".__add__, _TAG_RE.findall(mail.html[:_MAX_TEXT].lower())))
     for host in mail.domains:
         out.add("url:" + host)

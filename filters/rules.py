@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parseaddr, parsedate_tz
+from email.utils import parsedate_tz
 
 from filters.mail import Mail
 
@@ -75,7 +75,7 @@ def _missing(header: str) -> Callable[[Mail], str | None]:
 
 
 def _from_name_address(mail: Mail) -> str | None:
-    name, _ = parseaddr(mail.decoded_header("From"))
+    name = mail.from_pair[0]
     found = _ADDRESS.search(name)
     if found and found.group(0).lower() != mail.from_address:
         return (

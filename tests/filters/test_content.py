@@ -32,6 +32,11 @@ def _config(rule: dict[str, object], where: str = "domain") -> content.PolicyCon
         ({"header": "X-Mailer", "pattern": "bulk"}, {}, False),
         ({"words": ["confidential", "secret"]}, {"body": "This is Confidential."}, True),
         ({"words": ["secret"]}, {"body": "secretary meeting"}, False),
+        ({"words": ["secret"]}, {"subject": "SECRET plans", "body": "x"}, True),
+        ({"words": ["gr\u00fc\u00df"]}, {"body": "GR\u00dc\u00df euch"}, True),
+        ({"words": ["secret"]}, {"body": "caf\u00e9 Secret"}, True),
+        # Case-insensitive matching folds the long s to "s": the ASCII shortcut must not skip it.
+        ({"words": ["\u017fecret"]}, {"body": "a secret"}, True),
         ({"attachment_types": [".exe"]}, {"attachments": EXE}, True),
         ({"attachment_types": ["application/octet-stream"]}, {"attachments": EXE}, True),
         ({"attachment_types": [".exe"]}, {"attachments": BIG}, False),

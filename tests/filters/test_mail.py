@@ -115,6 +115,12 @@ def test_for_recipients_shares_the_parse() -> None:
         b"Subject: a\n\n",
         b" continued\nSubject: a\n\nbody\n",
         b"Content-Type: message/rfc822\n\nSubject: inner\n\nx\n",
+        b"Subject:  \n folded\n\tagain\nX-Empty:\n \nTo: a@b.example\n\nbody\n",
+        b"Subject: caf\xc3\xa9 \xff\nContent-Type: text/plain; charset=latin-1\n\n\xe9\n",
+        b"Subject: a\nFrom someone Mon Jan 1\nX: y\n\nbody\n",
+        b":no name\nSubject: a\n\nbody\n",
+        b"Bad Name: a\nSubject: b\n\nbody\n",
+        b"\n\nbody starts at once\n",
         MALFORMED["truncated multipart"],
         MALFORMED["nul bytes"],
     ],
@@ -127,4 +133,22 @@ def test_single_part_shortcut_parses_like_the_stdlib(raw: bytes) -> None:
     mail = Mail(raw)
     assert mail.message is not None
     assert mail.message.as_bytes() == expected.as_bytes()
+    assert mail.message.items() == expected.items()
+    if not expected.is_multipart():
+        assert mail.message.get_payload() == expected.get_payload()
     assert [type(d) for d in mail.message.defects] == [type(d) for d in expected.defects]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "see HTTP://Example.COM/x and www.Example.org, then http://a.example/b",
+        "httpx www. http:// hhttp://a.example wwww.b.example http://x" + "y" * 2100 + " www.c.d",
+        "caf\u00e9 \u0130 http://b\u00fccher.example/\u00e9 WWW.X.EXAMPLE",
+        "no links at all",
+    ],
+)
+def test_url_finder_matches_the_case_insensitive_pattern(text: str) -> None:
+    from filters.mail import _URL_RE, _find_urls
+
+    assert _find_urls(text) == _URL_RE.findall(text)
