@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -52,20 +52,20 @@ class Upkeep:
 
     async def purge(self) -> tuple[int, int]:
         """Delete expired held mail and bodies nothing needs; returns (held, bodies) removed."""
-        removed = [0, 0]
-        for index, step in enumerate((held.purge, held.purge_bodies)):
-            while True:
-                if step is held.purge:
-                    n = await self.quarantine.write(held.purge, self.clock())
-                else:
-                    n = await self.quarantine.write(held.purge_bodies)
-                removed[index] += n
-                if n == 0:
-                    break
-                await asyncio.sleep(0)  # let SMTP sessions run between batches
-        if any(removed):
-            log.info("purged", extra={"held": removed[0], "bodies": removed[1]})
-        return removed[0], removed[1]
+        expired = await self._in_batches(lambda: self.quarantine.write(held.purge, self.clock()))
+        bodies = await self._in_batches(lambda: self.quarantine.write(held.purge_bodies))
+        if expired or bodies:
+            log.info("purged", extra={"held": expired, "bodies": bodies})
+        return expired, bodies
+
+    @staticmethod
+    async def _in_batches(batch: Callable[[], Awaitable[int]]) -> int:
+        """Run ``batch`` until it removes nothing; each batch is its own short transaction."""
+        total = 0
+        while n := await batch():
+            total += n
+            await asyncio.sleep(0)  # let SMTP sessions run between batches
+        return total
 
     # --- digests and notices ----------------------------------------------------------------
 

@@ -22,7 +22,6 @@ import uvicorn
 from aiosmtpd.smtp import SMTP
 from prometheus_client import CollectorRegistry
 
-from filters.dnsbl import DnsblClient
 from quarantine import api, pages
 from quarantine.auth import bearer_principal
 from quarantine.service import Quarantine
@@ -102,8 +101,7 @@ class Gateway:
         self.writer = StoreWriter(self.store)
         self.writer.start()
         source = PolicySource(config.filter.policy, config.filter.model)
-        policy = source.load().config
-        self.classifier = Classifier(source, config.filter.processes, DnsblClient(policy.dns))
+        self.classifier = Classifier(source, config.filter.processes)
         # One worker knows its queue in memory; several share only the store.
         queue_lengths: Callable[[], Mapping[str, int]] = (
             self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
@@ -111,7 +109,7 @@ class Gateway:
         self.metrics = GatewayMetrics(
             registry=self.registry,
             domains=sorted(config.domains),
-            zones=[z.zone for z in policy.dnsbl],
+            zones=[z.zone for z in self.classifier.config.dnsbl],
             queue_lengths=queue_lengths,
         )
         self.outbound = DeliveryQueue(

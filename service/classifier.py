@@ -55,9 +55,9 @@ class PolicySource:
 class _Holder:
     """The worker's current policy, reloaded when one of its files changes."""
 
-    def __init__(self, source: PolicySource) -> None:
+    def __init__(self, source: PolicySource, policy: Policy | None = None) -> None:
         self.source = source
-        self.policy = source.load()
+        self.policy = policy if policy is not None else source.load()
         self.stamp = self._stamp()
         self.checked = time.monotonic()
 
@@ -89,9 +89,9 @@ class _Holder:
 _holder: _Holder | None = None
 
 
-def _init_worker(source: PolicySource) -> None:
+def _init_worker(source: PolicySource, policy: Policy | None = None) -> None:
     global _holder
-    _holder = _Holder(source)
+    _holder = _Holder(source, policy)
 
 
 def lookup_names(raw: bytes) -> tuple[str, ...]:
@@ -117,18 +117,19 @@ def classify(
 class Classifier:
     """The gateway's view of filtering: ``await classify(...)`` never blocks the loop."""
 
-    def __init__(self, source: PolicySource, processes: int, dnsbl: DnsblClient) -> None:
+    def __init__(self, source: PolicySource, processes: int) -> None:
         self.source = source
-        # Load once here too: a broken policy must stop start-up, not every worker.
-        self.config = source.load().config
-        self.dnsbl = dnsbl
+        # Loaded here, in the gateway: a broken policy must stop start-up, not every worker.
+        policy = source.load()
+        self.config = policy.config
+        self.dnsbl = DnsblClient(policy.config.dns)
         self._executor: Executor
         if processes > 0:
             self._executor = ProcessPoolExecutor(
                 processes, initializer=_init_worker, initargs=(source,)
             )
         else:
-            _init_worker(source)
+            _init_worker(source, policy)  # the thread shares this process: no second load
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailmoat-filter")
 
     async def facts(self, raw: bytes, envelope: Envelope) -> Facts:
