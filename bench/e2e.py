@@ -32,7 +32,7 @@ from rich.progress import Progress
 from loadtest.corpus import read_corpus
 from loadtest.sender import Outgoing, SendReport, send_all
 from loadtest.sink import TraceSink
-from service.store import Store
+from store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIL_FROM, RCPT = "loadtest@sender.test", "bob@example.test"

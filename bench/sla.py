@@ -19,11 +19,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.store import Store
 from slamonitor.cli import write_report
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
-from slamonitor.schema import claims, services, windows
+from store.sla_tables import claims, services, windows
+from store.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 5.0

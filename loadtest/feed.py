@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy.dialects.sqlite import insert
 
 from loadtest.replay import ReplayResult
-from service.store import Store
-from slamonitor.schema import labels
+from store.sla_tables import labels
+from store.store import Store
 
 _QUEUED = re.compile(r"queued as ([0-9A-Z]+)")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from quarantine.schema import accounts, held_recipients
-from service.schema import quarantine
+from store.quarantine_tables import accounts, held_recipients
+from store.schema import quarantine
 
 MODES = ("daily", "hours", "never")
 

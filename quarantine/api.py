@@ -41,7 +41,7 @@ from quarantine.api_models import (
 from quarantine.held import Filters
 from quarantine.service import NotFound, Quarantine, Refused
 from quarantine.views import detail_of
-from service.principal import Principal
+from store.principal import Principal
 
 EntryId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="list entry id")]
 HeldId = Annotated[str, PathParam(max_length=64, description="quarantine id")]

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quarantine import tokens
 from quarantine.service import Quarantine
-from service.principal import Principal
+from store.principal import Principal
 
 _scheme = HTTPBearer(auto_error=False, description="API token from `mailmoat token create`")
 CHALLENGE = 'Bearer realm="mailmoat"'

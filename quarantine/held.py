@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
-from filters.lists import domain_of
-from quarantine.schema import accounts, held_recipients, release_requests
-from service.schema import deliveries, messages, quarantine
-
-
-class QuarantineUnavailable(Exception):
-    """The quarantine cannot take this message (quota reached or the store failed)."""
+from store.quarantine_tables import held_recipients, release_requests
+from store.schema import deliveries, messages, quarantine
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,42 +78,6 @@ def _summary(row: Row[Any]) -> HeldSummary:
         state=row.state,
         never_release=bool(row.never_release),
     )
-
-
-def hold(
-    conn: Connection, *, held_id: str, recipients: Sequence[str], quota: int, now: float
-) -> list[str]:
-    """Index a just-inserted held message by recipient; returns recipients given a new account.
-
-    Raises ``QuarantineUnavailable`` when the domain already holds ``quota``
-    messages: the caller then tags and delivers instead (SPEC 3).
-    """
-    domain = domain_of(recipients[0]) if recipients else ""
-    count = conn.execute(
-        select(func.count()).select_from(quarantine)
-        .where(quarantine.c.domain == domain, quarantine.c.state == "held")
-    ).scalar_one()  # fmt: skip
-    if count > quota:  # the row itself is already counted
-        raise QuarantineUnavailable(f"quarantine of {domain} is full ({quota} messages)")
-    conn.execute(
-        held_recipients.insert(),
-        [{"held_id": held_id, "address": r.lower(), "domain": domain_of(r)} for r in recipients],
-    )
-    known = set(
-        conn.execute(
-            select(accounts.c.address).where(
-                accounts.c.address.in_([r.lower() for r in recipients])
-            )
-        ).scalars()
-    )
-    created = [r.lower() for r in recipients if r.lower() not in known]
-    if created:
-        conn.execute(
-            accounts.insert(),
-            [{"address": a, "domain": domain_of(a), "created_at": now, "notify": "daily",
-              "every_hours": None, "last_digest_at": None} for a in created],
-        )  # fmt: skip
-    return created
 
 
 def _cursor(row: HeldSummary) -> str:

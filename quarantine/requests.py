@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Row
 
-from quarantine.schema import release_requests
-from service.schema import quarantine
+from store.quarantine_tables import release_requests
+from store.schema import quarantine
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from filters.lists import DomainLists
 from filters.policy import Lists
-from quarantine.schema import list_entries
+from store.quarantine_tables import list_entries
 
 SCOPES = ("user", "group", "domain")
 KINDS = ("whitelist", "blacklist")

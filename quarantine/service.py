@@ -10,29 +10,33 @@ delivery and records the false-positive claim together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
 
 from filters.lists import domain_of
 from quarantine import held, release_rules, requests, senderlists
 from quarantine.held import Filters, HeldMessage, HeldSummary
-from quarantine.schema import training_labels
-from service.outbound import DeliveryQueue
-from service.principal import Principal
-from service.records import NewDelivery
-from service.rewrite import header_lines
-from service.store import insert_deliveries
-from service.writer import StoreWriter
+from store.principal import Principal
+from store.quarantine_tables import training_labels
+from store.records import Delivery, DeliveryKind, NewDelivery, header_lines
+from store.store import insert_deliveries
+from store.writer import StoreWriter
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 ReleaseHook = Callable[[Connection, HeldMessage, str, float, float | None], None]
 """Called in the release transaction (message, who, when, when requested): the SLA monitor."""
+
+
+class Outbound(Protocol):
+    """The gateway's delivery queue, as far as releases need it: queue stored deliveries."""
+
+    def add(self, deliveries: Iterable[Delivery]) -> None: ...
 
 
 class NotFound(LookupError):
@@ -61,7 +65,7 @@ class Quarantine:
         self,
         *,
         writer: StoreWriter,
-        outbound: DeliveryQueue,
+        outbound: Outbound,
         clock: Callable[[], float],
         on_release: ReleaseHook | None = None,
         on_lists_changed: Callable[[], None] = lambda: None,
@@ -176,7 +180,7 @@ class Quarantine:
         for target in targets:
             by_domain.setdefault(domain_of(target), []).append(target)
         items = [
-            NewDelivery("release", d, summary.sender, tuple(r), prefix)
+            NewDelivery(DeliveryKind.RELEASE, d, summary.sender, tuple(r), prefix)
             for d, r in by_domain.items()
         ]
 

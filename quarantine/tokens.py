@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from quarantine.schema import api_tokens
-from service.principal import Principal
+from store.principal import Principal
+from store.quarantine_tables import api_tokens
 
 PREFIX = "mm_"
 

@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from filters.lists import domain_of
 from quarantine import accounts, digest, held, links
-from quarantine.schema import link_uses
+from quarantine.config import QuarantineConfig
 from quarantine.service import NotFound, Quarantine, Refused
-from service.config import QuarantineConfig
-from service.principal import Principal
-from service.records import Delivery, NewDelivery, Spooled
-from service.store import insert_deliveries
+from store.principal import Principal
+from store.quarantine_tables import link_uses
+from store.records import Delivery, DeliveryKind, NewDelivery, Spooled
+from store.store import insert_deliveries
 
 log = logging.getLogger("mailmoat.quarantine")
 
@@ -108,7 +108,7 @@ class Upkeep:
             sender=self.sender, now=now, hostname=self.hostname,
         )  # fmt: skip
         newest = max(p.quarantined_at for p in pending)
-        item = NewDelivery("digest", domain_of(address), "", (address,), body=body)
+        item = NewDelivery(DeliveryKind.DIGEST, domain_of(address), "", (address,), body=body)
 
         def transaction(conn: Connection) -> list[Delivery]:
             accounts.digest_sent(conn, address, newest)
@@ -123,7 +123,7 @@ class Upkeep:
             return []
         now = self.clock()
         items = [
-            NewDelivery("notify", domain_of(a), "", (a,),
+            NewDelivery(DeliveryKind.NOTIFY, domain_of(a), "", (a,),
                         body=digest.render_notice(recipient=a, sender=self.sender,
                                                   base_url=self.base_url, now=now,
                                                   hostname=self.hostname))

@@ -16,13 +16,13 @@ from typing import Any
 from filters.lists import domain_of
 from filters.mail import Mail
 from filters.verdict import Action, Category, Verdict
-from service.records import EventRecord, Held, NewDelivery, Spooled
 from service.rewrite import verdict_headers
+from store.records import DeliveryKind, EventRecord, Held, NewDelivery, Outcome, Spooled
 
 DAY = 86400.0
 RETENTION = {Category.SPAM: 14 * DAY, Category.VIRUS: 30 * DAY, Category.CONTENT: 14 * DAY}
 
-Outcome = tuple[EventRecord, list[NewDelivery], Held | None]
+DomainOutcome = tuple[EventRecord, list[NewDelivery], Held | None]
 
 
 def _hits(verdict: Verdict) -> tuple[dict[str, Any], ...]:
@@ -40,7 +40,7 @@ def decide(
     *,
     subject: str = "",
     quarantine_ok: bool = True,
-) -> Outcome:
+) -> DomainOutcome:
     """The deliveries, quarantine entry and event for one domain's recipients.
 
     ``quarantine_ok`` False means the quarantine cannot take the message; it
@@ -61,19 +61,30 @@ def decide(
         tag = verdict.subject_tag or ("[SPAM]" if detail else None)
         items.append(
             NewDelivery(
-                "deliver", domain, message.mail_from, rcpt_tos, prefix, tag, is_spam=is_spam
+                DeliveryKind.DELIVER,
+                domain,
+                message.mail_from,
+                rcpt_tos,
+                prefix,
+                tag,
+                is_spam=is_spam,
             )
         )
-        outcome = "delivered"
+        outcome = Outcome.DELIVERED
     elif action is Action.REDIRECT and verdict.redirect_to:
         prefix += f"X-Mailmoat-Original-Recipients: {', '.join(rcpt_tos)}\r\n".encode()
         target = verdict.redirect_to
         items.append(
             NewDelivery(
-                "redirect", domain_of(target), message.mail_from, (target,), prefix, is_spam=is_spam
+                DeliveryKind.REDIRECT,
+                domain_of(target),
+                message.mail_from,
+                (target,),
+                prefix,
+                is_spam=is_spam,
             )
         )
-        outcome = "redirected"
+        outcome = Outcome.REDIRECTED
     elif action is Action.QUARANTINE:
         held = Held(
             id=uuid.uuid4().hex,
@@ -87,14 +98,19 @@ def decide(
             subject=subject,
             viruses=tuple(v.name for v in verdict.viruses),
         )
-        outcome = "quarantined"
+        outcome = Outcome.QUARANTINED
     else:
-        outcome = "deleted"
+        outcome = Outcome.DELETED
 
     for admin in verdict.copy_to:
         items.append(
             NewDelivery(
-                "copy", domain_of(admin), message.mail_from, (admin,), prefix, is_spam=is_spam
+                DeliveryKind.COPY,
+                domain_of(admin),
+                message.mail_from,
+                (admin,),
+                prefix,
+                is_spam=is_spam,
             )
         )
     record = EventRecord(

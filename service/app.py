@@ -37,12 +37,13 @@ from service.outbound import DeliveryQueue
 from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
-from service.store import Store
-from service.writer import StoreWriter
 from slamonitor import api as sla_api
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
 from slamonitor.queues import QueueWatch
+from store.records import DeliveryKind
+from store.store import Store
+from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.gateway")
 
@@ -202,7 +203,9 @@ class Gateway:
             return
         raw = alert_mail(sender=f"postmaster@{self.config.smtp.hostname}", to=contact,
                          subject=subject, body=body, now=self.clock())  # fmt: skip
-        created = await self.writer.call(self.store.submit, raw, [contact], self.clock(), "alert")
+        created = await self.writer.call(
+            self.store.submit, raw, [contact], self.clock(), DeliveryKind.ALERT
+        )
         self.outbound.add(created)
 
     async def _recover(self) -> None:

@@ -124,7 +124,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     from quarantine import tokens
     from service.config import load_config
-    from service.store import Store
+    from store.store import Store
 
     store = Store(load_config(args.config).store.path)
     try:
@@ -150,6 +150,12 @@ def cmd_token(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _store_path(config: Path | None) -> Path:
+    from service.config import load_config  # the gateway's config only when a store is read
+
+    return load_config(config).store.path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes sharing the SMTP port")
     p.set_defaults(func=cmd_serve)
 
-    add_sla_commands(sub)
+    add_sla_commands(sub, _store_path)
     add_replay(sub)
 
     p = sub.add_parser("demo", help="start the gateway, replay a sample corpus, print reports")

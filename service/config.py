@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from filters.policy import PolicyError, beside, format_validation_errors, read_document
+from quarantine.config import QuarantineConfig
 from service.http import MetricsAuth
 
 ENV_PREFIX = "MAILMOAT_"
@@ -73,21 +74,6 @@ class FilterConfig(_Section):
     model: Path | None = Field(None, description="token model; overrides the policy's model")
     processes: int = Field(1, ge=0, description="filter processes; 0 filters in a thread")
     concurrency: int = Field(8, ge=1, description="messages filtered at once")
-
-
-class QuarantineConfig(_Section):
-    quota_per_domain: int = Field(100_000, ge=0, description="held messages per domain; then tag")
-    purge_interval: float = Field(3600.0, gt=0, description="seconds between retention purges")
-    digest_interval: float = Field(60.0, gt=0, description="seconds between digest checks")
-    digest_hour: int = Field(8, ge=0, le=23, description="local hour daily digests go out (UTC)")
-    link_secret: str | None = Field(
-        None, min_length=32, description="HMAC key for digest links; unset: generated in data dir"
-    )
-    link_ttl: float = Field(7 * 86400.0, gt=0, description="seconds a digest link stays valid")
-    public_url: str | None = Field(
-        None, description="base URL in digests; default the HTTP address"
-    )
-    notify_new_accounts: bool = Field(True, description="mail a recipient when its account opens")
 
 
 class DomainConfig(_Section):

@@ -33,7 +33,7 @@ from service.config import load_config
 from slamonitor.cli import write_report
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
-from slamonitor.schema import services
+from store.sla_tables import services
 
 console = Console()
 TRAIN_COUNT, REPLAY_COUNT = 600, 300

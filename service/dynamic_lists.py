@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from filters.lists import DomainLists
 from quarantine import senderlists
-from service.store import Store
+from store.store import Store
 
 CHECK_SECONDS = 5.0
 

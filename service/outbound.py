@@ -26,10 +26,10 @@ from service.config import DeliveryConfig
 from service.delivery import SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import GatewayMetrics
-from service.records import Delivery, NewDelivery
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
-from service.writer import StoreWriter
+from store.records import Delivery, DeliveryKind, DeliveryState, NewDelivery
+from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.delivery")
 
@@ -112,7 +112,7 @@ class DeliveryQueue:
             routes = await self.router.routes(item.domain)
         except NoRoute as exc:
             failures = [Failure(r, "5.1.2", NO_REPLY, str(exc)) for r in item.rcpt_tos]
-            await self._fail(delivery, data, failures, "bounced")
+            await self._fail(delivery, data, failures, DeliveryState.BOUNCED)
             return
         except RouteUnavailable as exc:
             temporary = [Failure(r, "4.4.3", NO_REPLY, str(exc)) for r in item.rcpt_tos]
@@ -128,18 +128,18 @@ class DeliveryQueue:
             pool=self.sessions,
         )
         permanent, temporary = list(outcome.permanent), list(outcome.temporary)
-        if outcome.delivered and item.kind in ("deliver", "redirect"):
+        if outcome.delivered and item.kind in (DeliveryKind.DELIVER, DeliveryKind.REDIRECT):
             self.metrics.delivered(item.domain, self.clock() - delivery.received_at)
         if temporary:
             if permanent:
                 await self._notify(delivery, data, permanent)
             await self._defer(delivery, data, temporary)
         elif permanent:
-            state = "delivered" if outcome.delivered else "bounced"
+            state = DeliveryState.DELIVERED if outcome.delivered else DeliveryState.BOUNCED
             await self._fail(delivery, data, permanent, state)
         else:
             await self.writer.call(
-                self.writer.store.finish_delivery, delivery, "delivered", self.clock()
+                self.writer.store.finish_delivery, delivery, DeliveryState.DELIVERED, self.clock()
             )
             self._done(delivery)
             log.debug(
@@ -157,7 +157,7 @@ class DeliveryQueue:
         error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary)
         if backoff.expired(delivery.created_at, now, self.config.max_age):
             self.metrics.expired(delivery.item.domain)
-            await self._fail(delivery, data, temporary, "expired")
+            await self._fail(delivery, data, temporary, DeliveryState.EXPIRED)
             return
         self.metrics.deferred(delivery.item.domain)
         attempts = delivery.attempts + 1
@@ -185,9 +185,9 @@ class DeliveryQueue:
         )
 
     async def _fail(
-        self, delivery: Delivery, data: bytes, failures: Sequence[Failure], state: str
+        self, delivery: Delivery, data: bytes, failures: Sequence[Failure], state: DeliveryState
     ) -> None:
-        if state == "bounced":
+        if state is DeliveryState.BOUNCED:
             self.metrics.bounced(delivery.item.domain)
         error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures)
         follow_up = self._dsn(delivery, data, failures)
@@ -219,7 +219,7 @@ class DeliveryQueue:
         self, delivery: Delivery, data: bytes, failures: Sequence[Failure]
     ) -> list[NewDelivery]:
         item = delivery.item
-        if item.kind == "dsn" or not should_notify(item.mail_from, item.is_spam):
+        if item.kind is DeliveryKind.DSN or not should_notify(item.mail_from, item.is_spam):
             return []
         report = build_dsn(
             original=data,
@@ -230,7 +230,7 @@ class DeliveryQueue:
             now=datetime.fromtimestamp(self.clock(), UTC),
         )
         sender = item.mail_from.strip("<>")
-        return [NewDelivery("dsn", domain_of(sender), "", (sender,), body=report)]
+        return [NewDelivery(DeliveryKind.DSN, domain_of(sender), "", (sender,), body=report)]
 
     async def close(self) -> None:
         """Stop starting deliveries; cancel those in flight (they stay pending in the store)."""

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from filters.mail import Envelope
-from quarantine.held import QuarantineUnavailable
 from service.actions import decide, group_by_domain, subject_of
 from service.classifier import Classifier
 from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
-from service.records import Delivery, Spooled
-from service.writer import StoreWriter
+from store.holding import QuarantineUnavailable
+from store.records import Delivery, Spooled
+from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")
 

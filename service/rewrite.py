@@ -8,24 +8,13 @@ and edit the one Subject line in place.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from email.utils import formatdate
 
 from filters.verdict import Verdict
+from store.records import header_lines
 
 _SUBJECT = re.compile(rb"^Subject:[ \t]?", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
-def _clean(value: str) -> str:
-    # Header injection guard: values come from hit reasons and envelopes.
-    return " ".join(value.replace("\r", " ").replace("\n", " ").split())[:900]
-
-
-def header_lines(pairs: Sequence[tuple[str, str]]) -> bytes:
-    return b"".join(
-        f"{name}: {_clean(value)}\r\n".encode("utf-8", "replace") for name, value in pairs
-    )
 
 
 def received_header(

@@ -20,7 +20,7 @@ from pathlib import Path
 from service.app import Gateway
 from service.config import GatewayConfig, load_config
 from service.logs import configure
-from service.store import Store
+from store.store import Store
 
 
 async def run_worker(config: GatewayConfig, worker: int = 0, workers: int = 1) -> None:

@@ -20,10 +20,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from filters.lists import domain_of
 from service.config import SmtpConfig
 from service.metrics import GatewayMetrics, RejectReason
-from service.records import Spooled
 from service.rewrite import received_header
-from service.store import new_queue_id
-from service.writer import StoreWriter
+from store.records import Spooled
+from store.store import new_queue_id
+from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.smtp")
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, and_, select
 
-from service.schema import events
 from slamonitor.claims import BLOCKED, COUNTED, FN, FP, record_fn_report, record_fp_claim
 from slamonitor.exclusions import Window, excluded_at
 from slamonitor.periods import Month
-from slamonitor.schema import claims, labels
 from slamonitor.stats import upper_bound
+from store.schema import events
+from store.sla_tables import claims, labels
 
 FP_TARGET = 0.000004
 FN_TARGET = 0.05

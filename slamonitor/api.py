@@ -15,14 +15,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine, select
 
-from service.principal import Principal
 from slamonitor import claims as claim_store
 from slamonitor import tickets as ticket_store
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.probe import Clock
 from slamonitor.report import build
-from slamonitor.schema import windows
+from store.principal import Principal
+from store.sla_tables import windows
 
 LATEST = 253_402_300_799.0
 """9999-12-31T23:59:59Z: later instants cannot be shown as dates."""

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from slamonitor.exclusions import LATENCY_ONLY, Window
 from slamonitor.periods import Month
 from slamonitor.probe import Clock, Sleep, sleep, smtp_probe
-from slamonitor.schema import availability
+from store.sla_tables import availability
 
 log = logging.getLogger("mailmoat.sla.availability")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from service.schema import events
-from slamonitor.schema import claims
+from store.schema import events
+from store.sla_tables import claims
 
 FP = "fp"
 FN = "fn"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -38,12 +39,11 @@ def write_report(
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the month's SLA report for one domain or all of them."""
-    from service.config import load_config  # the gateway's config only when a store is read
-    from service.store import Store
+    from store.store import Store
 
     settings = SlaSettings.load(args.sla_config) if args.sla_config else SlaSettings()
     month = Month.parse(args.month, args.timezone or settings.timezone)
-    path = args.db or load_config(args.config).store.path
+    path = args.db or args.store_path(args.config)
     if not Path(path).is_file():
         raise ValueError(f"no store at {path}")
     store = Store(Path(path))
@@ -67,8 +67,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``sla report`` on the ``mailmoat`` parser's subcommands."""
+def add_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    store_path: Callable[[Path | None], Path],
+) -> None:
+    """Register ``sla report``; ``store_path`` reads the store's path from a gateway config."""
     sla = subparsers.add_parser("sla", help="SLA monitor: monthly reports")
     commands = sla.add_subparsers(dest="sla_command", required=True)
     p = commands.add_parser("report", help="write the monthly SLA report")
@@ -77,7 +80,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--json", type=Path, help="write the report as JSON here")
     p.add_argument("--html", type=Path, help="write the report as self-contained HTML here")
     p.add_argument("--config", type=Path, help="gateway config naming the store")
-    p.add_argument("--db", type=Path, help="SQLite store file (overrides --config)")
+    p.add_argument("--db", "--store", type=Path, help="SQLite store file (overrides --config)")
     p.add_argument("--sla-config", type=Path, help="TOML file with an [sla] table")
     p.add_argument("--timezone", help="IANA time zone of the month (default: from settings, UTC)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, store_path=store_path)

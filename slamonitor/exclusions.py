@@ -19,7 +19,7 @@ from sqlalchemy import Connection, or_, select
 
 from slamonitor.events import DomainWindow, EventArrays
 from slamonitor.periods import PERIOD, Month
-from slamonitor.schema import services, windows
+from store.sla_tables import services, windows
 
 GRACE_DAYS = 30
 OUTBREAK_RATIO = 1 / 200

@@ -22,7 +22,7 @@ from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.probe import Clock
 from slamonitor.report import build
-from slamonitor.schema import alerts, availability
+from store.sla_tables import alerts, availability
 
 log = logging.getLogger("mailmoat.sla.live")
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, Table
 
 from slamonitor.probe import Clock, ProbeResult, Sleep, sleep, smtp_probe
-from slamonitor.schema import alerts, probes, queue_samples
+from store.sla_tables import alerts, probes, queue_samples
 
 log = logging.getLogger("mailmoat.sla.queues")
 

@@ -29,8 +29,8 @@ from slamonitor.exclusions import (
 )
 from slamonitor.latency import latency, period_averages
 from slamonitor.periods import Month
-from slamonitor.schema import alerts, queue_samples
 from slamonitor.tickets import list_tickets
+from store.sla_tables import alerts, queue_samples
 
 
 @dataclass(frozen=True, slots=True)

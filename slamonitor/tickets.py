@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select, update
 
 from slamonitor.helpdesk import TicketTimes
 from slamonitor.periods import Month
-from slamonitor.schema import tickets
+from store.sla_tables import tickets
 
 
 @dataclass(frozen=True, slots=True)

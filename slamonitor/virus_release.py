@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, update
 
 from slamonitor.business import BusinessHours
 from slamonitor.periods import Month
-from slamonitor.schema import virus_releases
+from store.sla_tables import virus_releases
 
 HOURS = 8.0
 TARGET = 1.0

@@ -22,10 +22,10 @@ from loadtest.report import summarize
 from loadtest.schedule import Bounds
 from loadtest.sink import TraceSink
 from service.app import Gateway
-from service.store import Store
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.report import build
+from store.store import Store
 from tests.service.gatewayfixtures import gateway_config
 
 MISSED_SPAM = "coin-moon.example"  # not blacklisted: its spam is delivered (false negatives)

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from service.records import EventRecord, NewDelivery, Spooled
-from service.store import Store
-from service.writer import StoreWriter
+from store.records import EventRecord, NewDelivery, Spooled
+from store.store import Store
+from store.writer import StoreWriter
 
 
 def _message(n: int) -> Spooled:

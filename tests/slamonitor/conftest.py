@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from service.schema import events
-from service.store import Store
+from store.schema import events
+from store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 NOV = 1793491200.0

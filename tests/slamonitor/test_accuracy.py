@@ -12,8 +12,8 @@ from slamonitor.claims import ClaimConflict, ClaimNotFound, set_state
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.report import build
-from slamonitor.schema import labels, windows
 from slamonitor.stats import binomial_cdf, upper_bound
+from store.sla_tables import labels, windows
 from tests.slamonitor.conftest import NOV, event, insert
 
 MONTH = Month(2026, 11)

@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI, Header, HTTPException
 from sqlalchemy import Engine
 
-from service.principal import Principal
 from service.problems import install_problem_handlers
 from slamonitor.api import create_router
+from store.principal import Principal
 from tests.slamonitor.conftest import NOV, event, insert
 
 OPS = {"x-test-principal": "operator"}

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.report import build
-from slamonitor.schema import services, windows
+from store.sla_tables import services, windows
 from tests.slamonitor.conftest import NOV, event, insert
 
 MONTH = Month(2026, 11)

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 
 from slamonitor.live import SlaCollector, budget_remaining
-from slamonitor.schema import alerts, availability
+from store.sla_tables import alerts, availability
 from tests.slamonitor.conftest import NOV, event, insert
 
 

@@ -12,7 +12,7 @@ from slamonitor import availability
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.periods import Month
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
-from slamonitor.schema import alerts, probes, queue_samples
+from store.sla_tables import alerts, probes, queue_samples
 from tests.slamonitor.conftest import NOV
 from tests.smtpsink import RecordingSink, started_sink
 

@@ -13,15 +13,19 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
 
-from service.store import MIGRATIONS
 from slamonitor.cli import add_commands
-from slamonitor.schema import queue_samples, tickets
+from store.sla_tables import queue_samples, tickets
+from store.store import MIGRATIONS
 from tests.slamonitor.conftest import NOV, event, insert
+
+
+def _no_config(config: Path | None) -> Path:
+    raise AssertionError(f"the tests name the store with --db, not a config ({config})")
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mailmoat")
-    add_commands(root.add_subparsers(dest="command", required=True))
+    add_commands(root.add_subparsers(dest="command", required=True), store_path=_no_config)
     return root
 
 

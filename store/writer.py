@@ -15,8 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from service.records import Spooled
-from service.store import Store
+from store.records import Spooled
+from store.store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")

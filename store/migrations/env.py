@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import quarantine.schema  # noqa: F401  (registers its tables on the shared metadata)
-import slamonitor.schema  # noqa: F401
-from service.schema import metadata
+import store.quarantine_tables
+import store.sla_tables  # noqa: F401
+from store.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

@@ -1,14 +1,14 @@
 """Quarantine tables beside the gateway's: recipients of held mail, accounts, API tokens,
 customer-managed sender lists, virus release requests, used digest links, training labels.
 
-They share ``service.schema.metadata`` so one Alembic history covers the store.
+They share ``store.schema.metadata`` so one Alembic history covers the store.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
 
-from service.schema import metadata
+from store.schema import metadata
 
 held_recipients = Table(
     "held_recipients",

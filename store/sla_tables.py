@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
 
-from service.schema import metadata
+from store.schema import metadata
 
 services = Table(
     "sla_services",

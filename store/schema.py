@@ -2,7 +2,7 @@
 
 Times are UNIX seconds (REAL) so SQLite and PostgreSQL agree and the SLA
 monitor can do arithmetic on them with numpy. Schema changes go through
-Alembic (``service/migrations``); this module is the code's view of the head.
+Alembic (``store/migrations``); this module is the code's view of the head.
 """
 
 from __future__ import annotations

@@ -2,8 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class MessageState(StrEnum):
+    """Where an accepted message is: waiting for the filter, decided, or its body purged."""
+
+    SPOOLED = "spooled"
+    FILTERED = "filtered"
+    PURGED = "purged"
+
+
+class DeliveryKind(StrEnum):
+    """Why a delivery exists; spam-free DSN rules and SLA events depend on it."""
+
+    DELIVER = "deliver"
+    REDIRECT = "redirect"
+    COPY = "copy"
+    DSN = "dsn"
+    RELEASE = "release"
+    DIGEST = "digest"
+    NOTIFY = "notify"
+    ALERT = "alert"
+
+
+class DeliveryState(StrEnum):
+    """A delivery's life: pending until delivered, bounced (5xx) or expired (7 days)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
+
+
+class Outcome(StrEnum):
+    """What became of a message for one recipient domain, as the SLA monitor reads it."""
+
+    DELIVERED = "delivered"
+    REDIRECTED = "redirected"
+    QUARANTINED = "quarantined"
+    DELETED = "deleted"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +67,7 @@ class Spooled:
 class NewDelivery:
     """One downstream transaction to make: who to, and how the bytes are changed."""
 
-    kind: str
+    kind: DeliveryKind
     domain: str
     mail_from: str
     rcpt_tos: tuple[str, ...]
@@ -54,7 +97,7 @@ class EventRecord:
     domain: str
     action: str
     category: str
-    outcome: str
+    outcome: Outcome
     score: float
     symbols: tuple[str, ...]
     hits: tuple[dict[str, Any], ...]
@@ -84,3 +127,15 @@ class Recorded:
 
     deliveries: list[Delivery]
     new_accounts: list[str]
+
+
+def _clean(value: str) -> str:
+    # Header injection guard: values come from hit reasons and envelopes.
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())[:900]
+
+
+def header_lines(pairs: Sequence[tuple[str, str]]) -> bytes:
+    """Header lines for a delivery's ``prefix``, each value folded onto one clean line."""
+    return b"".join(
+        f"{name}: {_clean(value)}\r\n".encode("utf-8", "replace") for name, value in pairs
+    )

@@ -1,7 +1,7 @@
 """The durable store: SQLite through SQLAlchemy Core, migrated by Alembic at open.
 
 Every method is synchronous and short; the gateway calls them from one
-writer thread (``service/writer.py``) so the event loop never waits on disk.
+writer thread (``store/writer.py``) so the event loop never waits on disk.
 SQLite runs in WAL mode. Accepting mail commits with ``synchronous=FULL``:
 the message is on disk (fsync) before the SMTP side says 250. Bookkeeping
 after that (verdicts, delivery state) commits with ``synchronous=NORMAL``: it
@@ -24,9 +24,19 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection
 
-from quarantine import held as held_mail
-from service.records import Delivery, EventRecord, Held, NewDelivery, Recorded, Spooled
-from service.schema import deliveries, events, messages, quarantine
+from store.holding import hold
+from store.records import (
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    EventRecord,
+    Held,
+    MessageState,
+    NewDelivery,
+    Recorded,
+    Spooled,
+)
+from store.schema import deliveries, events, messages, quarantine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 P = ParamSpec("P")
@@ -73,8 +83,8 @@ def insert_deliveries(
             deliveries.insert().values(
                 message_id=message_id, kind=d.kind, domain=d.domain, mail_from=d.mail_from,
                 rcpt_tos=json.dumps(d.rcpt_tos), prefix=d.prefix, subject_tag=d.subject_tag,
-                body=d.body, is_spam=d.is_spam, state="pending", attempts=0, created_at=now,
-                next_attempt_at=now, updated_at=now, worker=worker,
+                body=d.body, is_spam=d.is_spam, state=DeliveryState.PENDING, attempts=0,
+                created_at=now, next_attempt_at=now, updated_at=now, worker=worker,
             )
         )  # fmt: skip
         key = result.inserted_primary_key
@@ -148,7 +158,7 @@ class Store:
         """Messages accepted but not yet filtered (after a crash), oldest first."""
         query = (
             select(messages)
-            .where(messages.c.state == "spooled")
+            .where(messages.c.state == MessageState.SPOOLED)
             .where(self._mine(messages.c.worker, worker, workers))
             .order_by(messages.c.received_at)
         )
@@ -213,12 +223,14 @@ class Store:
                 created += self._insert_deliveries(conn, message, items, filtered_at)
                 if held is not None:
                     self._insert_held(conn, message, held, filtered_at)
-                    accounts += held_mail.hold(
+                    accounts += hold(
                         conn, held_id=held.id, recipients=held.rcpt_tos, quota=quarantine_quota,
                         now=filtered_at,
                     )  # fmt: skip
             conn.execute(
-                update(messages).where(messages.c.id == message.id).values(state="filtered")
+                update(messages)
+                .where(messages.c.id == message.id)
+                .values(state=MessageState.FILTERED)
             )
         return Recorded(created, accounts)
 
@@ -264,7 +276,7 @@ class Store:
         query = (
             select(deliveries, messages.c.received_at)
             .join(messages, messages.c.id == deliveries.c.message_id)
-            .where(deliveries.c.state == "pending")
+            .where(deliveries.c.state == DeliveryState.PENDING)
             .where(self._mine(deliveries.c.worker, worker, workers))
             .order_by(deliveries.c.next_attempt_at)
         )
@@ -274,7 +286,7 @@ class Store:
     @staticmethod
     def _delivery(r: Any) -> Delivery:
         item = NewDelivery(
-            r.kind,
+            DeliveryKind(r.kind),
             r.domain,
             r.mail_from,
             tuple(json.loads(r.rcpt_tos)),
@@ -300,7 +312,7 @@ class Store:
     def finish_delivery(
         self,
         delivery: Delivery,
-        state: str,
+        state: DeliveryState,
         now: float,
         error: str | None = None,
         follow_up: Sequence[NewDelivery] = (),
@@ -314,12 +326,12 @@ class Store:
                     state=state, updated_at=now, last_error=error, attempts=delivery.attempts + 1
                 )
             )
-            if delivery.item.kind in ("deliver", "redirect"):
+            if delivery.item.kind in (DeliveryKind.DELIVER, DeliveryKind.REDIRECT):
                 # The event keeps the final word for the SLA monitor: when it arrived, or
                 # that it never did and why.
                 values = (
                     {"delivered_at": now}
-                    if state == "delivered"
+                    if state == DeliveryState.DELIVERED
                     else {"outcome": state, "detail": error}
                 )
                 event = (
@@ -327,12 +339,14 @@ class Store:
                     .where(events.c.message_id == delivery.message_id)
                     .where(events.c.delivered_at.is_(None))
                 )
-                if delivery.item.kind == "deliver":
+                if delivery.item.kind is DeliveryKind.DELIVER:
                     event = event.where(events.c.domain == delivery.item.domain)
                 conn.execute(event.values(**values))
             return self._insert_deliveries(conn, delivery, follow_up, now)
 
-    def submit(self, raw: bytes, rcpt_tos: Sequence[str], now: float, kind: str) -> list[Delivery]:
+    def submit(
+        self, raw: bytes, rcpt_tos: Sequence[str], now: float, kind: DeliveryKind
+    ) -> list[Delivery]:
         """Mail the gateway writes itself (alerts to customers): stored like accepted mail."""
         message = Spooled(new_queue_id(), now, "", tuple(rcpt_tos), raw)
         domains: dict[str, list[str]] = {}
@@ -342,8 +356,8 @@ class Store:
         with self.durable.begin() as conn:
             conn.execute(messages.insert().values(
                 id=message.id, received_at=now, client_ip=None, helo=None, mail_from="",
-                rcpt_tos=json.dumps(list(rcpt_tos)), size=len(raw), raw=raw, state="filtered",
-                worker=0,
+                rcpt_tos=json.dumps(list(rcpt_tos)), size=len(raw), raw=raw,
+                state=MessageState.FILTERED, worker=0,
             ))  # fmt: skip
             return insert_deliveries(conn, message.id, now, items, now)
 
@@ -378,7 +392,7 @@ class Store:
         """Pending deliveries per destination domain."""
         query = (
             select(deliveries.c.domain, func.count())
-            .where(deliveries.c.state == "pending")
+            .where(deliveries.c.state == DeliveryState.PENDING)
             .group_by(deliveries.c.domain)
         )
         with self.engine.connect() as conn:
