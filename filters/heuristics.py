@@ -10,6 +10,18 @@ from filters.verdict import Action, Hit, Stage
 
 MODEL_SYMBOL = "HEURISTIC_MODEL"
 SPAM_SYMBOL = "HEURISTIC_SPAM"
+GTUBE_SYMBOL = "GTUBE"
+# The Generic Test for Unsolicited Bulk Email: what operators send first to see a filter act.
+# Built from two halves so this file is not itself caught by a filter it passes through.
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*" + b"GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+GTUBE_SCORE = 1000.0
+
+
+def gtube(mail: Mail) -> Hit | None:
+    """A ``GTUBE`` hit when the test string is in the raw message or its decoded text."""
+    if GTUBE in mail.raw or GTUBE.decode() in mail.text:
+        return Hit(GTUBE_SYMBOL, Stage.HEURISTICS, "GTUBE test string in the body", GTUBE_SCORE)
+    return None
 
 
 def check(
@@ -25,10 +37,12 @@ def check(
     default as well would count the rule twice. The model adds
     ``model_weight * (2p - 1)``, so a sure ham subtracts as much as a sure
     spam adds. ``HEURISTIC_SPAM`` carries the action and no score of its own.
+    ``GTUBE`` adds its own score whether or not there is a model.
     """
-    hits: list[Hit] = []
+    test = gtube(mail)
+    hits: list[Hit] = [] if test is None else [test]
     fired: list[str] = []
-    total = 0.0
+    total = 0.0 if test is None else test.score
     for rule in RULES:
         default = 0.0 if model is not None else rule.score
         score = policy.rule_scores.get(rule.symbol, default)

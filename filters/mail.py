@@ -87,11 +87,34 @@ def _domain_of(address: str) -> str:
 
 def _decode_payload(part: Message) -> bytes:
     """The transfer-decoded payload of a leaf part; broken encodings yield what survives."""
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except (UnicodeError, ValueError, TypeError):
+        # compat32 re-encodes a payload holding surrogates as ASCII even when not decoding,
+        # which fails once the text also holds other non-ASCII characters; the stored text
+        # is then all there is.
+        payload = getattr(part, "_payload", None)
     if isinstance(payload, bytes):
         return payload
-    raw = part.get_payload()
-    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def _filename(part: Message) -> str | None:
+    """The part's declared file name as text, or None; 8-bit or broken parameters never raise."""
+    try:
+        name = part.get_filename()
+    except Exception:  # RFC 2231 decoding of hostile parameters: treat as unnamed
+        return None
+    return None if name is None else str(name)
+
+
+def _charset(part: Message) -> str | None:
+    """The declared charset, or None when it is absent or not even text."""
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # a Header-valued or malformed Content-Type parameter
+        return None
+    return charset if isinstance(charset, str) else None
 
 
 def _parse(raw: bytes) -> Message:
@@ -324,12 +347,14 @@ class Mail:
             if part.is_multipart():
                 continue
             ctype = part.get_content_type()
-            filename = part.get_filename()
-            disposition = (part.get("Content-Disposition") or "").lower()
+            filename = _filename(part)
+            # compat32 hands back an ``email.header.Header``, not a str, for a value holding
+            # raw 8-bit bytes; ``str`` turns either into text.
+            disposition = str(part.get("Content-Disposition") or "").lower()
             data = _decode_payload(part)
             is_attachment = filename is not None or disposition.startswith("attachment")
             if ctype.startswith("text/") and not is_attachment:
-                texts.append(TextPart(ctype, _to_text(data, part.get_content_charset())))
+                texts.append(TextPart(ctype, _to_text(data, _charset(part))))
             else:
                 attachments.append(Attachment(filename, ctype, data))
         return tuple(texts), tuple(attachments)

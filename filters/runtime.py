@@ -6,7 +6,7 @@ reloading) the signature files and the model happens here, at the edge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filters.antivirus import VirusDatabase
@@ -39,6 +39,10 @@ class Policy:
             signatures=SignatureDatabase.load(sigs) if sigs else SignatureDatabase.empty(),
             model=TokenModel.load(model_path) if model_path else None,
         )
+
+    def with_model(self, model: TokenModel | None) -> Policy:
+        """The same policy scoring with another model: how a retrained model goes live."""
+        return replace(self, model=model)
 
     @classmethod
     def load(cls, path: Path, *, model: Path | None = None) -> Policy:

@@ -80,3 +80,20 @@ def test_policy_overrides_and_disables_rule_scores() -> None:
         Mail(NO_DATE), None, HeuristicsPolicy(rule_scores={"MISSING_DATE": 0})
     )
     assert hits == () and total == 0.0
+
+
+def test_gtube_is_a_named_hit_that_quarantines_even_when_the_model_says_ham() -> None:
+    raw = PLAIN + b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\n"
+    hits, total = heuristics.check(Mail(raw), fixed(0.0), HeuristicsPolicy())
+    assert hits[0].symbol == "GTUBE" and hits[0].score == heuristics.GTUBE_SCORE
+    assert hits[-1].symbol == "HEURISTIC_SPAM" and hits[-1].action is Action.QUARANTINE
+    assert total == heuristics.GTUBE_SCORE - 10.0
+
+
+def test_gtube_inside_base64_is_found_in_the_decoded_text() -> None:
+    import base64
+
+    body = base64.b64encode(heuristics.GTUBE)
+    raw = b"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + body + b"\n"
+    hits, _ = heuristics.check(Mail(raw), None, HeuristicsPolicy())
+    assert "GTUBE" in [h.symbol for h in hits]
