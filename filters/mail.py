@@ -18,6 +18,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 _PARSER = BytesParser(policy=compat32)
@@ -27,10 +28,16 @@ _URL_LOWER_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""")
 # (RFC 5322 name, colon) or a continuation of one; no envelope ``From `` line.
 _CLEAN_HEADERS_RE = re.compile(rb"(?:[\041-\071\073-\176]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+")
 _FIELD_RE = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
-_TAG_RE = re.compile(r"<[^>]{0,2000}>")
+# A tag cannot hold "<": without that, every "<" of a run would scan up to 2,000 characters
+# for a ">" (20 MB of "<" took 45 s); with it each character is looked at a bounded number
+# of times.
+_TAG_RE = re.compile(r"<[^<>]{0,2000}>")
 _IMG_RE = re.compile(r"<img\b", re.IGNORECASE)
 _ENTITY_RE = re.compile(r"&(nbsp|amp|lt|gt|quot|#\d{1,5});", re.IGNORECASE)
 _ENTITIES = {"nbsp": " ", "amp": "&", "lt": "<", "gt": ">", "quot": '"'}
+# MIME parts looked at: what a stage keeps per part (decoded bytes, text) stays bounded by
+# the message size, and the part count bounds the per-part overhead.
+MAX_PARTS = 1000
 # Header values longer than this are truncated for matching; the raw bytes stay intact.
 _MAX_HEADER_CHARS = 16_384
 
@@ -248,6 +255,8 @@ class Mail:
     def defects(self) -> tuple[str, ...]:
         """Names of every defect the parser found, in the top part and every sub-part."""
         found = list(self._parsed[1])
+        if len(self._parts) == MAX_PARTS:
+            found.append("TooManyParts")
         for part in self._parts:
             if part is not self.message:
                 found += [type(d).__name__ for d in part.defects]
@@ -264,7 +273,7 @@ class Mail:
         if message is None:
             return ()
         try:
-            return tuple(message.walk())
+            return tuple(islice(message.walk(), MAX_PARTS))
         except Exception:  # deeply nested or cyclic structures from hostile input
             return (message,)
 

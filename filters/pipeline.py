@@ -12,6 +12,9 @@ whitelisted senders too; the more severe of spam and content wins.
 from __future__ import annotations
 
 from filters import antivirus, blacklist, content, heuristics, signatures, whitelist
+from filters.antivirus import ArchiveLimits
+from filters.budget import Deadline
+from filters.content import ContentOutcome
 from filters.facts import Facts
 from filters.lists import domain_of, with_dynamic_lists
 from filters.mail import Mail
@@ -19,21 +22,36 @@ from filters.policy import DomainPolicy
 from filters.runtime import Policy
 from filters.verdict import Action, Category, Hit, Stage, Verdict, VirusFinding
 
+BUDGET_SYMBOL = "FILTER_TIME_BUDGET"
+
 
 def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
     """Decide what happens to ``mail``. No I/O, no clock: the same inputs, the same verdict.
 
     The policy of the first recipient's domain applies; the gateway hands the
-    pipeline one domain's recipients at a time.
+    pipeline one domain's recipients at a time. When the policy carries a
+    clock, a stage that would start after ``limits.time_budget`` is skipped,
+    and ``FILTER_TIME_BUDGET`` names the skipped stages and asks for
+    ``limits.time_budget_action``.
     """
     name = domain_of(mail.recipients[0]) if mail.recipients else ""
     domain = with_dynamic_lists(policy.config.domain_policy(name), facts.lists.get(name))
-    viruses = antivirus.scan(mail, policy.viruses)
+    limits = policy.config.limits
+    deadline = Deadline.after(limits.time_budget, policy.clock)
+    archive = ArchiveLimits(limits.archive_depth, limits.archive_members, limits.archive_bytes)
+    viruses = antivirus.scan(mail, policy.viruses, archive, deadline)
     if viruses:
         return _virus_verdict(viruses)
-    action, score, hits = _spam(mail, facts, policy, domain)
-    found = content.check(mail, policy.config, domain)
+    skipped: list[Stage] = []
+    action, score, hits = _spam(mail, facts, policy, domain, deadline, skipped)
+    found = content.check(mail, policy.config, domain) if not deadline.passed() else None
+    if found is None:
+        skipped.append(Stage.CONTENT)
+        found = ContentOutcome()
     hits += found.hits
+    if skipped:
+        hits.append(_over_budget(deadline, skipped, limits.time_budget_action))
+        action = max(action, limits.time_budget_action)
     category = Category.SPAM if action > Action.DELIVER else Category.CLEAN
     redirect_to = domain.redirect_to
     if found.action > action:
@@ -49,8 +67,19 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
     )
 
 
+def _over_budget(deadline: Deadline, skipped: list[Stage], action: Action) -> Hit:
+    stages = ", ".join(skipped)
+    reason = f"filtering took over {deadline.seconds:g} s; not run: {stages}"
+    return Hit(BUDGET_SYMBOL, Stage.PARSER, reason, 0.0, action)
+
+
 def _spam(
-    mail: Mail, facts: Facts, policy: Policy, domain: DomainPolicy
+    mail: Mail,
+    facts: Facts,
+    policy: Policy,
+    domain: DomainPolicy,
+    deadline: Deadline,
+    skipped: list[Stage],
 ) -> tuple[Action, float, list[Hit]]:
     """The anti-spam stages in contract order, with the "only if more severe" rule."""
     trusted = whitelist.check(mail, policy.config, domain)
@@ -60,20 +89,26 @@ def _spam(
     action = _most_severe(hits)
     score = sum(h.score for h in hits)
     if domain.actions.signatures > action:
-        found = signatures.check(
-            mail,
-            policy.signatures,
-            domain.actions.signatures,
-            policy.config.signatures.fuzzy_distance,
-        )
-        hits += found
-        action = max(action, _most_severe(found))
-        score += sum(h.score for h in found)
+        if deadline.passed():
+            skipped.append(Stage.SIGNATURES)
+        else:
+            found = signatures.check(
+                mail,
+                policy.signatures,
+                domain.actions.signatures,
+                policy.config.signatures.fuzzy_distance,
+            )
+            hits += found
+            action = max(action, _most_severe(found))
+            score += sum(h.score for h in found)
     if domain.heuristics.top_action > action:
-        found, heuristic_score = heuristics.check(mail, policy.model, domain.heuristics)
-        hits += found
-        action = max(action, _most_severe(found))
-        score += heuristic_score
+        if deadline.passed():
+            skipped.append(Stage.HEURISTICS)
+        else:
+            found, heuristic_score = heuristics.check(mail, policy.model, domain.heuristics)
+            hits += found
+            action = max(action, _most_severe(found))
+            score += heuristic_score
     return action, score, hits
 
 

@@ -228,6 +228,24 @@ class AntivirusConfig(_Model):
     )
 
 
+class LimitsConfig(_Model):
+    """Bounds on the work one message may cost, against bombs and pathological input."""
+
+    time_budget: float = Field(
+        10.0, gt=0, description="seconds filtering one message may take; then FILTER_TIME_BUDGET"
+    )
+    time_budget_action: Action = Field(
+        Action.QUARANTINE, description="action of a message whose filtering ran out of time"
+    )
+    archive_depth: int = Field(3, ge=0, description="zip-in-zip nesting unpacked")
+    archive_members: int = Field(1000, ge=0, description="zip members unpacked per message")
+    archive_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="bytes actually inflated from zips per message"
+    )
+
+    _parse = field_validator("time_budget_action", mode="before")(_parse_action)
+
+
 class SignaturesConfig(_Model):
     file: Path | None = Field(None, description="known-spam signature file; reloaded on change")
     fuzzy_distance: int = Field(40, ge=0, description="max TLSH distance that counts as a match")
@@ -240,6 +258,7 @@ class PolicyConfig(Lists):
     dnsbl: list[DnsblZone] = Field(default_factory=list)
     antivirus: AntivirusConfig = Field(default_factory=AntivirusConfig)
     signatures: SignaturesConfig = Field(default_factory=SignaturesConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     model: Path | None = Field(None, description="token model from `mailmoat train`")
     default: DomainPolicy = Field(
         default_factory=DomainPolicy, description="policy for recipients of no listed domain"
