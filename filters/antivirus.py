@@ -38,7 +38,7 @@ from typing import NamedTuple
 from filters.budget import NEVER, Deadline
 from filters.clamav import HexSignature, VirusSignatureError, parse_hdb, parse_ndb
 from filters.mail import Mail
-from filters.verdict import VirusFinding
+from filters.verdict import Action, Hit, Stage, VirusFinding
 
 # Built from two halves so this source file is not itself flagged by a desktop scanner.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -257,3 +257,23 @@ def scan(
             dict.fromkeys((n, where) for n in db.match(data, by_hash=False) if n not in known)
         )
     return tuple(db.finding(name, where) for name, where in found)
+
+
+def check(
+    mail: Mail,
+    db: VirusDatabase,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    deadline: Deadline = NEVER,
+) -> tuple[Hit, ...]:
+    """One hit per virus found: mass-mailers ask for delete, every other one for quarantine."""
+    return tuple(
+        Hit(
+            "VIRUS_MASS_MAILER" if v.mass_mailer else "VIRUS_FOUND",
+            Stage.ANTIVIRUS,
+            f"{v.name} in {v.where}",
+            0.0,
+            Action.DELETE if v.mass_mailer else Action.QUARANTINE,
+            virus=v,
+        )
+        for v in scan(mail, db, limits, deadline)
+    )
