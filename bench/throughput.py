@@ -9,10 +9,13 @@ Target (issue 2): at least 3,000 messages per second.
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import platform
+import struct
 import time
+import zlib
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +32,59 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 3000.0
 
 
+def _zip_bomb(inflated_mib: int, entries: int) -> bytes:
+    """Deflated zeros under ``entries`` central-directory entries that each declare one byte."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = b"".join(squeeze.compress(bytes(1 << 20)) for _ in range(inflated_mib))
+    data += squeeze.flush()
+    name = b"z.bin"
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, 0, len(data), 1, 5, 0)
+    entry = struct.pack(
+        "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, 0, len(data), 1, 5, 0, 0, 0, 0, 0, 0
+    )
+    directory = (entry + name) * entries
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, len(directory), 35 + len(data), 0
+    )
+    return local + name + data + directory + end
+
+
+def _hostile(policy: Policy, mib: int) -> dict[str, dict[str, float]]:
+    """Seconds to filter one hostile message of each kind, beside plain text of the same size."""
+    size = mib << 20
+    head = b"From: a@b.example\nTo: u@example.test\nSubject: x\nContent-Type: "
+    bodies = {
+        "text": (b"text/plain", b"hello world " * (size // 12)),
+        "html_of_lt": (b"text/html", b"<" * size),
+        "html_open_tags": (b"text/html", (b"<a" + b"b" * 1998) * (size // 2000)),
+        "html_of_http": (b"text/html", b"http" * (size // 4)),
+    }
+    raws = {name: head + ctype + b"\n\n" + body for name, (ctype, body) in bodies.items()}
+    bomb = base64.encodebytes(_zip_bomb(1024, 20))
+    raws["zip_bomb"] = (
+        b"From: a@b.example\nTo: u@example.test\nSubject: x\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n"
+        b"--b\nContent-Type: application/zip; name=b.zip\nContent-Transfer-Encoding: base64\n"
+        b"Content-Disposition: attachment; filename=b.zip\n\n" + bomb + b"--b--\n"
+    )
+    seconds: dict[str, float] = {}
+    for name, raw in raws.items():
+        start = time.perf_counter()
+        evaluate(Mail(raw), NO_FACTS, policy)
+        seconds[name] = time.perf_counter() - start
+    anchor = seconds["text"]
+    return {
+        name: {"seconds": round(s, 3), "ratio_to_text": round(s / anchor, 2)}
+        for name, s in seconds.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpus/spamassassin")
     parser.add_argument("--policy", type=Path, default=ROOT / "examples/policy.toml")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the corpus; best counts")
+    parser.add_argument("--hostile-mib", type=int, default=20, help="size of hostile messages")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/throughput.json")
     args = parser.parse_args()
 
@@ -53,6 +104,7 @@ def main() -> None:
             actions[verdict.action.label] += 1
         rates.append(len(blobs) / (time.perf_counter() - start))
 
+    hostile = _hostile(policy, args.hostile_mib)
     result = {
         "benchmark": "filter_throughput",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -69,6 +121,12 @@ def main() -> None:
         "target_messages_per_second": TARGET,
         "met": max(rates) >= TARGET,
         "actions": dict(actions),
+        "hostile_seconds": hostile,
+        "hostile_note": (
+            f"one {args.hostile_mib} MiB message each; 'text' is the anchor, ratios are "
+            "seconds / anchor seconds; zip_bomb is 20 overlapping central-directory entries "
+            "over 1 GiB of zeros"
+        ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -14,10 +14,11 @@ Attachments and zip members (nested zips too) are scanned first; an outer
 object (a zip, then the body text, then the raw message) only adds names not
 found inside it. Hashes apply to attachments and members, not the message.
 Findings are unique per (name, where). An archive deeper than ``max_depth``,
-or one taking the message past ``max_members`` or ``max_bytes`` (declared
-sizes), yields ``Heuristics.Limits.Exceeded``: what was not scanned is not
-passed as clean, and globs can flag the name. A corrupt archive or member,
-or an encrypted one, yields nothing more.
+or one taking the message past ``max_members`` or ``max_bytes`` (bytes
+actually inflated, streamed in chunks; declared sizes only refuse early), or
+unpacking past the message's deadline, yields ``Heuristics.Limits.Exceeded``:
+what was not scanned is not passed as clean, and globs can flag the name. A
+corrupt archive or member, or an encrypted one, yields nothing more.
 """
 
 from __future__ import annotations
@@ -34,14 +35,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from filters.budget import NEVER, Deadline
 from filters.clamav import HexSignature, VirusSignatureError, parse_hdb, parse_ndb
 from filters.mail import Mail
-from filters.verdict import VirusFinding
+from filters.verdict import Action, Hit, Stage, VirusFinding
 
 # Built from two halves so this source file is not itself flagged by a desktop scanner.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_NAME = "Eicar-Test-Signature"
 LIMITS_EXCEEDED = "Heuristics.Limits.Exceeded"
+# Bytes asked of the decompressor at a time: bounds inflation past a member's declared size.
+_CHUNK = 64 * 1024
 # Up to this many floating signatures are searched one by one (see ``VirusDatabase.match``).
 _SEPARATE_SEARCHES = 32
 
@@ -169,6 +173,7 @@ class _Walker:
     limits: ArchiveLimits
     members: int
     size: int
+    deadline: Deadline
 
     def object(self, data: bytes, where: str, depth: int = 0) -> list[tuple[str, str]]:
         found = [(name, where) for name in self.db.match(data)]
@@ -189,28 +194,57 @@ class _Walker:
         with archive:
             members = [m for m in archive.infolist() if not m.is_dir()]
             self.members -= len(members)
-            # Declared sizes bound what zipfile will inflate, so checking them first suffices.
-            self.size -= sum(m.file_size for m in members)
-            if self.members < 0 or self.size < 0:
+            # Declared sizes are a cheap first refusal only: they do not bound what is inflated.
+            if self.members < 0 or sum(m.file_size for m in members) > self.size:
                 return [(LIMITS_EXCEEDED, where)]
             for index, member in enumerate(members, 1):
                 if member.flag_bits & 0x1:  # encrypted: unreadable without the password
                     continue
+                if self.deadline.passed():
+                    return [*found, (LIMITS_EXCEEDED, where)]
                 try:
-                    content = archive.read(member)
+                    content = self.inflate(archive, member)
                 except _ZIP_ERRORS:
                     continue
+                if content is None:
+                    return [*found, (LIMITS_EXCEEDED, where)]
                 found += self.object(
                     content, f"{where}/{_label(member.filename, f'#{index}')}", depth
                 )
         return found
 
+    def inflate(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
+        """A member's bytes, read in chunks and charged to the allowance; None past it.
+
+        ``ZipFile.read`` asks the decompressor for up to 1 GiB in one call and
+        only then cuts the result to the declared size, so a member declaring
+        one byte over a gigabyte of zeros inflates the gigabyte, and entries of
+        an overlapping central directory inflate the same data again and again.
+        Reading ``_CHUNK`` at a time inflates at most one chunk past the
+        declared size, and every byte read counts against ``max_bytes``.
+        """
+        chunks: list[bytes] = []
+        with archive.open(member) as stream:
+            while chunk := stream.read(_CHUNK):
+                self.size -= len(chunk)
+                if self.size < 0:
+                    return None
+                chunks.append(chunk)
+        return b"".join(chunks)
+
 
 def scan(
-    mail: Mail, db: VirusDatabase, limits: ArchiveLimits = DEFAULT_LIMITS
+    mail: Mail,
+    db: VirusDatabase,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    deadline: Deadline = NEVER,
 ) -> tuple[VirusFinding, ...]:
-    """Every virus in the message, its attachments and their zip members; () when clean."""
-    walker = _Walker(db, limits, limits.max_members, limits.max_bytes)
+    """Every virus in the message, its attachments and their zip members; () when clean.
+
+    Unpacking stops with ``LIMITS_EXCEEDED`` when ``deadline`` passes: what
+    was not scanned is not passed as clean.
+    """
+    walker = _Walker(db, limits, limits.max_members, limits.max_bytes, deadline)
     found: dict[tuple[str, str], None] = {}
     for index, attachment in enumerate(mail.attachments, 1):
         where = f"attachment {_label(attachment.filename, f'#{index}')}"
@@ -223,3 +257,23 @@ def scan(
             dict.fromkeys((n, where) for n in db.match(data, by_hash=False) if n not in known)
         )
     return tuple(db.finding(name, where) for name, where in found)
+
+
+def check(
+    mail: Mail,
+    db: VirusDatabase,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    deadline: Deadline = NEVER,
+) -> tuple[Hit, ...]:
+    """One hit per virus found: mass-mailers ask for delete, every other one for quarantine."""
+    return tuple(
+        Hit(
+            "VIRUS_MASS_MAILER" if v.mass_mailer else "VIRUS_FOUND",
+            Stage.ANTIVIRUS,
+            f"{v.name} in {v.where}",
+            0.0,
+            Action.DELETE if v.mass_mailer else Action.QUARANTINE,
+            virus=v,
+        )
+        for v in scan(mail, db, limits, deadline)
+    )

@@ -13,7 +13,7 @@ from filters.mail import Mail
 from filters.policy import DomainPolicy, PolicyConfig
 from filters.verdict import Hit, Stage
 
-PRIVATE_SCORE = 10.0
+PRIVATE = "BLACKLIST_PRIVATE"
 
 
 def check(mail: Mail, facts: Facts, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, ...]:
@@ -35,10 +35,10 @@ def private_hits(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> list
             found.setdefault(scope.label, entry)
     return [
         Hit(
-            "BLACKLIST_PRIVATE",
+            PRIVATE,
             Stage.BLACKLIST,
             f"sender {sender} on the {label} blacklist ({entry})",
-            PRIVATE_SCORE,
+            config.score(PRIVATE),
             domain.actions.blacklist,
         )
         for label, entry in found.items()

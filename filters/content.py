@@ -9,8 +9,9 @@ adds a recipient instead of changing the action.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+
+import regex
 
 from filters.lists import recipient_scopes
 from filters.mail import Mail
@@ -26,22 +27,21 @@ _ACTIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ContentOutcome:
-    """What content control found: its hits, where to redirect, who gets copies."""
-
-    hits: tuple[Hit, ...] = ()
-    redirect_to: str | None = None
-    copy_to: tuple[str, ...] = ()
-
-    @property
-    def action(self) -> Action:
-        return max((h.action for h in self.hits), default=Action.DELIVER)
+class RegexTimeout(Exception):
+    """A customer's regex ran past ``limits.regex_timeout`` on one header value."""
 
 
 @lru_cache(maxsize=1024)
-def _pattern(regex: str) -> re.Pattern[str]:
-    return re.compile(regex, re.IGNORECASE)
+def _pattern(text: str) -> regex.Pattern[str]:
+    return regex.compile(text, regex.IGNORECASE)
+
+
+def _search(pattern: regex.Pattern[str], value: str, timeout: float) -> bool:
+    """``pattern.search`` with a time limit: customer regexes come from config, untrusted."""
+    try:
+        return pattern.search(value, timeout=timeout) is not None
+    except TimeoutError:
+        raise RegexTimeout(pattern.pattern) from None
 
 
 @lru_cache(maxsize=1024)
@@ -49,12 +49,15 @@ def _words(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
 
 
-def match(rule: ContentRule, mail: Mail) -> str | None:
-    """Why the rule matches the mail (every condition given holds), or None."""
+def match(rule: ContentRule, mail: Mail, timeout: float = 0.25) -> str | None:
+    """Why the rule matches the mail (every condition given holds), or None.
+
+    Raises ``RegexTimeout`` when the rule's regex runs past ``timeout`` seconds.
+    """
     reasons = []
     if rule.header is not None and rule.pattern is not None:
         pattern = _pattern(rule.pattern)
-        if not any(pattern.search(v) for v in mail.header_all(rule.header)):
+        if not any(_search(pattern, v, timeout) for v in mail.header_all(rule.header)):
             return None
         reasons.append(f"{rule.header} matches /{rule.pattern}/")
     if rule.words:
@@ -112,21 +115,40 @@ def _rules_for(
     return list(rules.values())
 
 
-def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> ContentOutcome:
-    """Every content rule that applies to a recipient and matches, as one outcome."""
+def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, ...]:
+    """A ``CONTENT_RULE`` hit for every rule that applies to a recipient and matches.
+
+    A redirect hit carries the address to redirect to, a copy hit the
+    administrator to copy (``Hit.address``). A rule whose regex runs out of
+    time yields ``CONTENT_RULE_TIMEOUT``, which asks for nothing: the rule is
+    reported as not evaluated rather than silently as not matching.
+    """
     hits: list[Hit] = []
-    redirect_to: str | None = None
-    copies: list[str] = []
+    timeout = config.limits.regex_timeout
     for label, rule in _rules_for(config, domain, mail):
-        why = match(rule, mail)
+        try:
+            why = match(rule, mail, timeout)
+        except RegexTimeout:
+            reason = f"rule {rule.name!r} ({label}): regex ran over {timeout:g} s; not evaluated"
+            hits.append(Hit("CONTENT_RULE_TIMEOUT", Stage.CONTENT, reason))
+            continue
         if why is None:
             continue
-        action = _ACTIONS[rule.action]
         admin = rule.admin or domain.admin
         reason = f"rule {rule.name!r} ({label}): {why} -> {rule.action.value}"
-        if rule.action is ContentAction.REDIRECT:
-            redirect_to = redirect_to or admin
-        elif rule.action is ContentAction.COPY and admin is not None:
-            copies.append(admin)
-        hits.append(Hit("CONTENT_RULE", Stage.CONTENT, reason, 0.0, action))
-    return ContentOutcome(tuple(hits), redirect_to, tuple(dict.fromkeys(copies)))
+        sends = rule.action in (ContentAction.REDIRECT, ContentAction.COPY)
+        address = admin if sends else None
+        hits.append(Hit("CONTENT_RULE", Stage.CONTENT, reason, 0.0, _ACTIONS[rule.action], address))
+    return tuple(hits)
+
+
+def redirect_to(hits: tuple[Hit, ...]) -> str | None:
+    """Where the first redirecting rule sends the message, or None."""
+    return next((h.address for h in hits if h.action is Action.REDIRECT and h.address), None)
+
+
+def copy_to(hits: tuple[Hit, ...]) -> tuple[str, ...]:
+    """Administrators who get a copy, each once, in rule order."""
+    return tuple(
+        dict.fromkeys(h.address for h in hits if h.address and h.action is not Action.REDIRECT)
+    )

@@ -2,35 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from filters.mail import Mail
 from filters.model import TokenModel
 from filters.policy import HeuristicsPolicy
 from filters.rules import RULES
-from filters.verdict import Action, Hit, Stage
+from filters.symbols import default_score
+from filters.verdict import Action, Hit, Stage, total_score
 
 MODEL_SYMBOL = "HEURISTIC_MODEL"
 SPAM_SYMBOL = "HEURISTIC_SPAM"
+GTUBE_SYMBOL = "GTUBE"
+# The Generic Test for Unsolicited Bulk Email: what operators send first to see a filter act.
+# Built from two halves so this file is not itself caught by a filter it passes through.
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*" + b"GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+_NONE: Mapping[str, float] = MappingProxyType({})
+
+
+def gtube(mail: Mail, score: float) -> Hit | None:
+    """A ``GTUBE`` hit when the test string is in the raw message or its decoded text."""
+    if GTUBE in mail.raw or GTUBE.decode() in mail.text:
+        return Hit(GTUBE_SYMBOL, Stage.HEURISTICS, "GTUBE test string in the body", score)
+    return None
 
 
 def check(
-    mail: Mail, model: TokenModel | None, policy: HeuristicsPolicy
-) -> tuple[tuple[Hit, ...], float]:
+    mail: Mail,
+    model: TokenModel | None,
+    policy: HeuristicsPolicy,
+    scores: Mapping[str, float] = _NONE,
+) -> tuple[Hit, ...]:
     """Rule hits, the model's contribution, and ``HEURISTIC_SPAM`` when a threshold is met.
 
-    Without a model a rule adds its score: ``policy.rule_scores`` when set
-    there, else the rule's default; a score of 0 switches the rule off. With a
-    model the rules are model features (``rule:SYMBOL``) whose weights were
-    learned with every other token, so a rule hit is still reported with its
-    reason but adds only a score the policy sets explicitly: adding the
-    default as well would count the rule twice. The model adds
-    ``model_weight * (2p - 1)``, so a sure ham subtracts as much as a sure
-    spam adds. ``HEURISTIC_SPAM`` carries the action and no score of its own.
+    The stage's score is ``total_score`` of its hits. Without a model a rule
+    adds its score: ``policy.rule_scores`` when set there, else ``scores``
+    (the policy's ``[scores]``), else the registry's; a score of 0 switches
+    the rule off. With a model the rules are model features (``rule:SYMBOL``)
+    whose weights were learned with every other token, so a rule hit is still
+    reported with its reason but adds only a score the domain's policy sets
+    explicitly: adding the default as well would count the rule twice. The
+    model adds ``model_weight * (2p - 1)``, so a sure ham subtracts as much as
+    a sure spam adds. ``HEURISTIC_SPAM`` carries the action and no score of
+    its own. ``GTUBE`` adds its own score whether or not there is a model.
     """
-    hits: list[Hit] = []
+    test = gtube(mail, scores.get(GTUBE_SYMBOL, default_score(GTUBE_SYMBOL)))
+    hits: list[Hit] = [] if test is None else [test]
     fired: list[str] = []
-    total = 0.0
     for rule in RULES:
-        default = 0.0 if model is not None else rule.score
+        default = 0.0 if model is not None else scores.get(rule.symbol, default_score(rule.symbol))
         score = policy.rule_scores.get(rule.symbol, default)
         if model is None and score == 0.0:
             continue
@@ -40,16 +61,14 @@ def check(
         fired.append(rule.symbol)
         if rule.symbol not in policy.rule_scores or score != 0.0:
             hits.append(Hit(rule.symbol, Stage.HEURISTICS, reason, score))
-            total += score
     if model is not None:
         p = model.spam_probability(mail, fired)
         score = policy.model_weight * (2.0 * p - 1.0)
-        hits.append(
-            Hit(MODEL_SYMBOL, Stage.HEURISTICS, f"token model: spam probability {p:.3f}", score)
-        )
-        total += score
+        reason = f"token model: spam probability {p:.3f}"
+        hits.append(Hit(MODEL_SYMBOL, Stage.HEURISTICS, reason, score))
+    total = total_score(hits)
     action = policy.action_for(total)
     if action > Action.DELIVER:
         reason = f"score {total:.2f} >= {policy.thresholds[action]:g} ({action.label})"
         hits.append(Hit(SPAM_SYMBOL, Stage.HEURISTICS, reason, 0.0, action))
-    return tuple(hits), total
+    return tuple(hits)

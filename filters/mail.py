@@ -18,6 +18,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 _PARSER = BytesParser(policy=compat32)
@@ -27,10 +28,16 @@ _URL_LOWER_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""")
 # (RFC 5322 name, colon) or a continuation of one; no envelope ``From `` line.
 _CLEAN_HEADERS_RE = re.compile(rb"(?:[\041-\071\073-\176]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+")
 _FIELD_RE = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
-_TAG_RE = re.compile(r"<[^>]{0,2000}>")
+# A tag cannot hold "<": without that, every "<" of a run would scan up to 2,000 characters
+# for a ">" (20 MB of "<" took 45 s); with it each character is looked at a bounded number
+# of times.
+_TAG_RE = re.compile(r"<[^<>]{0,2000}>")
 _IMG_RE = re.compile(r"<img\b", re.IGNORECASE)
 _ENTITY_RE = re.compile(r"&(nbsp|amp|lt|gt|quot|#\d{1,5});", re.IGNORECASE)
 _ENTITIES = {"nbsp": " ", "amp": "&", "lt": "<", "gt": ">", "quot": '"'}
+# MIME parts looked at: what a stage keeps per part (decoded bytes, text) stays bounded by
+# the message size, and the part count bounds the per-part overhead.
+MAX_PARTS = 1000
 # Header values longer than this are truncated for matching; the raw bytes stay intact.
 _MAX_HEADER_CHARS = 16_384
 
@@ -87,11 +94,34 @@ def _domain_of(address: str) -> str:
 
 def _decode_payload(part: Message) -> bytes:
     """The transfer-decoded payload of a leaf part; broken encodings yield what survives."""
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except (UnicodeError, ValueError, TypeError):
+        # compat32 re-encodes a payload holding surrogates as ASCII even when not decoding,
+        # which fails once the text also holds other non-ASCII characters; the stored text
+        # is then all there is.
+        payload = getattr(part, "_payload", None)
     if isinstance(payload, bytes):
         return payload
-    raw = part.get_payload()
-    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+
+
+def _filename(part: Message) -> str | None:
+    """The part's declared file name as text, or None; 8-bit or broken parameters never raise."""
+    try:
+        name = part.get_filename()
+    except Exception:  # RFC 2231 decoding of hostile parameters: treat as unnamed
+        return None
+    return None if name is None else str(name)
+
+
+def _charset(part: Message) -> str | None:
+    """The declared charset, or None when it is absent or not even text."""
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # a Header-valued or malformed Content-Type parameter
+        return None
+    return charset if isinstance(charset, str) else None
 
 
 def _parse(raw: bytes) -> Message:
@@ -225,6 +255,8 @@ class Mail:
     def defects(self) -> tuple[str, ...]:
         """Names of every defect the parser found, in the top part and every sub-part."""
         found = list(self._parsed[1])
+        if len(self._parts) == MAX_PARTS:
+            found.append("TooManyParts")
         for part in self._parts:
             if part is not self.message:
                 found += [type(d).__name__ for d in part.defects]
@@ -241,7 +273,7 @@ class Mail:
         if message is None:
             return ()
         try:
-            return tuple(message.walk())
+            return tuple(islice(message.walk(), MAX_PARTS))
         except Exception:  # deeply nested or cyclic structures from hostile input
             return (message,)
 
@@ -324,12 +356,14 @@ class Mail:
             if part.is_multipart():
                 continue
             ctype = part.get_content_type()
-            filename = part.get_filename()
-            disposition = (part.get("Content-Disposition") or "").lower()
+            filename = _filename(part)
+            # compat32 hands back an ``email.header.Header``, not a str, for a value holding
+            # raw 8-bit bytes; ``str`` turns either into text.
+            disposition = str(part.get("Content-Disposition") or "").lower()
             data = _decode_payload(part)
             is_attachment = filename is not None or disposition.startswith("attachment")
             if ctype.startswith("text/") and not is_attachment:
-                texts.append(TextPart(ctype, _to_text(data, part.get_content_charset())))
+                texts.append(TextPart(ctype, _to_text(data, _charset(part))))
             else:
                 attachments.append(Attachment(filename, ctype, data))
         return tuple(texts), tuple(attachments)

@@ -13,9 +13,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, overload
 
+import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from filters.symbols import SYMBOLS
 from filters.verdict import Action
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
@@ -84,8 +86,8 @@ class ContentRule(_Model):
             raise ValueError("`header` and `pattern` go together")
         if self.pattern is not None:
             try:
-                re.compile(self.pattern)
-            except re.error as exc:
+                regex.compile(self.pattern)
+            except regex.error as exc:
                 raise ValueError(f"bad regex in `pattern`: {exc}") from None
         if not (self.pattern or self.words or self.attachment_types or self.attachment_min_size):
             raise ValueError("a content rule needs at least one condition")
@@ -228,6 +230,27 @@ class AntivirusConfig(_Model):
     )
 
 
+class LimitsConfig(_Model):
+    """Bounds on the work one message may cost, against bombs and pathological input."""
+
+    time_budget: float = Field(
+        10.0, gt=0, description="seconds filtering one message may take; then FILTER_TIME_BUDGET"
+    )
+    time_budget_action: Action = Field(
+        Action.QUARANTINE, description="action of a message whose filtering ran out of time"
+    )
+    archive_depth: int = Field(3, ge=0, description="zip-in-zip nesting unpacked")
+    archive_members: int = Field(1000, ge=0, description="zip members unpacked per message")
+    archive_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="bytes actually inflated from zips per message"
+    )
+    regex_timeout: float = Field(
+        0.25, gt=0, description="seconds one content-rule regex may run on one header value"
+    )
+
+    _parse = field_validator("time_budget_action", mode="before")(_parse_action)
+
+
 class SignaturesConfig(_Model):
     file: Path | None = Field(None, description="known-spam signature file; reloaded on change")
     fuzzy_distance: int = Field(40, ge=0, description="max TLSH distance that counts as a match")
@@ -240,6 +263,10 @@ class PolicyConfig(Lists):
     dnsbl: list[DnsblZone] = Field(default_factory=list)
     antivirus: AntivirusConfig = Field(default_factory=AntivirusConfig)
     signatures: SignaturesConfig = Field(default_factory=SignaturesConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="symbol -> score, overriding filters/symbols.py"
+    )
     model: Path | None = Field(None, description="token model from `mailmoat train`")
     default: DomainPolicy = Field(
         default_factory=DomainPolicy, description="policy for recipients of no listed domain"
@@ -250,6 +277,18 @@ class PolicyConfig(Lists):
     @classmethod
     def _lower_domains(cls, value: dict[str, DomainPolicy]) -> dict[str, DomainPolicy]:
         return {k.lower(): v for k, v in value.items()}
+
+    @field_validator("scores")
+    @classmethod
+    def _known_symbols(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SYMBOLS))
+        if unknown:
+            raise ValueError(f"unknown symbol(s) {', '.join(unknown)}; see filters/symbols.py")
+        return value
+
+    def score(self, symbol: str) -> float:
+        """The score of a symbol: the policy's ``[scores]`` entry, else the registry's."""
+        return self.scores.get(symbol, SYMBOLS[symbol].score)
 
     def domain_policy(self, domain: str) -> DomainPolicy:
         return self.domains.get(domain.lower(), self.default)

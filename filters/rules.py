@@ -59,11 +59,12 @@ _MIN_SUBJECT_LETTERS = 10
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A named check: ``check`` returns why it fired, or None when it did not."""
+    """A named check: ``check`` returns why it fired, or None when it did not.
+
+    Its default score and description live in ``filters.symbols``.
+    """
 
     symbol: str
-    score: float
-    description: str
     check: Callable[[Mail], str | None]
 
 
@@ -184,21 +185,21 @@ def _empty_with_attachment(mail: Mail) -> str | None:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("MISSING_DATE", 1.0, "no Date header", _missing("Date")),
-    Rule("MISSING_MESSAGE_ID", 1.0, "no Message-ID header", _missing("Message-ID")),
-    Rule("MISSING_FROM", 1.5, "no From header", _missing("From")),
-    Rule("FROM_NAME_OTHER_ADDRESS", 1.5, "From name shows another address", _from_name_address),
-    Rule("MESSAGE_ID_NO_AT", 1.0, "Message-ID without @", _message_id_no_at),
-    Rule("DATE_UNPARSABLE", 1.0, "Date unparsable or absurd", _date_unparsable),
-    Rule("DATE_IN_FUTURE", 1.0, "Date after the newest Received", _date_future),
-    Rule("HTML_ONLY", 0.5, "HTML without a plain-text part", _html_only),
-    Rule("HTML_IMAGES_LITTLE_TEXT", 1.0, "many images, few words", _images_little_text),
-    Rule("MANY_URLS", 0.5, f"{_MANY_URLS} or more URLs", _many_urls),
-    Rule("URL_IP_HOST", 1.5, "URL with a raw IP host", _url_ip),
-    Rule("SUBJECT_ALL_CAPS", 1.0, "subject mostly capitals", _subject_caps),
-    Rule("SUBJECT_BANGS", 1.0, "subject with !!! or $$$", _subject_bangs),
-    Rule("ATTACHMENT_EXECUTABLE", 3.0, "executable attachment", _executable),
-    Rule("ATTACHMENT_DOUBLE_EXT", 2.5, "executable behind a decoy extension", _double_extension),
-    Rule("MIME_MALFORMED", 1.0, "MIME structure defects", _malformed),
-    Rule("EMPTY_BODY_ATTACHMENT", 1.0, "no text but attachments", _empty_with_attachment),
+    Rule("MISSING_DATE", _missing("Date")),
+    Rule("MISSING_MESSAGE_ID", _missing("Message-ID")),
+    Rule("MISSING_FROM", _missing("From")),
+    Rule("FROM_NAME_OTHER_ADDRESS", _from_name_address),
+    Rule("MESSAGE_ID_NO_AT", _message_id_no_at),
+    Rule("DATE_UNPARSABLE", _date_unparsable),
+    Rule("DATE_IN_FUTURE", _date_future),
+    Rule("HTML_ONLY", _html_only),
+    Rule("HTML_IMAGES_LITTLE_TEXT", _images_little_text),
+    Rule("MANY_URLS", _many_urls),
+    Rule("URL_IP_HOST", _url_ip),
+    Rule("SUBJECT_ALL_CAPS", _subject_caps),
+    Rule("SUBJECT_BANGS", _subject_bangs),
+    Rule("ATTACHMENT_EXECUTABLE", _executable),
+    Rule("ATTACHMENT_DOUBLE_EXT", _double_extension),
+    Rule("MIME_MALFORMED", _malformed),
+    Rule("EMPTY_BODY_ATTACHMENT", _empty_with_attachment),
 )

@@ -39,11 +39,11 @@ from types import MappingProxyType
 import tlsh
 
 from filters.mail import Mail
+from filters.symbols import default_score
 from filters.verdict import Action, Hit, Stage
 
 SIGNATURE_EXACT = "SIGNATURE_EXACT"
 SIGNATURE_FUZZY = "SIGNATURE_FUZZY"
-SCORE = 10.0
 MIN_BODY_BYTES = 20
 
 _DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
@@ -165,8 +165,17 @@ class SignatureDatabase:
         return best
 
 
-def check(mail: Mail, db: SignatureDatabase, action: Action, max_distance: int) -> tuple[Hit, ...]:
-    """A SIGNATURE_EXACT or else SIGNATURE_FUZZY hit asking for ``action``; () on no match."""
+def check(
+    mail: Mail,
+    db: SignatureDatabase,
+    action: Action,
+    max_distance: int,
+    scores: Mapping[str, float] = MappingProxyType({}),
+) -> tuple[Hit, ...]:
+    """A SIGNATURE_EXACT or else SIGNATURE_FUZZY hit asking for ``action``; () on no match.
+
+    ``scores`` overrides the registry's scores by symbol.
+    """
     if not len(db):
         return ()
     body = normalise(mail.text)
@@ -175,13 +184,15 @@ def check(mail: Mail, db: SignatureDatabase, action: Action, max_distance: int) 
     name = db.exact.get(hashlib.sha256(body).hexdigest())
     if name is not None:
         reason = f"body is known spam {name!r}"
-        return (Hit(SIGNATURE_EXACT, Stage.SIGNATURES, reason, SCORE, action),)
+        score = scores.get(SIGNATURE_EXACT, default_score(SIGNATURE_EXACT))
+        return (Hit(SIGNATURE_EXACT, Stage.SIGNATURES, reason, score, action),)
     digest = _tlsh(body) if db.fuzzy else None
     best = db.closest(digest, max_distance) if digest else None
     if best is None:
         return ()
     reason = f"body is near known spam {best[1]!r} (TLSH distance {best[0]})"
-    return (Hit(SIGNATURE_FUZZY, Stage.SIGNATURES, reason, SCORE, action),)
+    score = scores.get(SIGNATURE_FUZZY, default_score(SIGNATURE_FUZZY))
+    return (Hit(SIGNATURE_FUZZY, Stage.SIGNATURES, reason, score, action),)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

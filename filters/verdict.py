@@ -58,21 +58,6 @@ class Category(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
-    """One named finding: a stable UPPER_SNAKE symbol, its score and a human reason.
-
-    ``action`` is what the hit asks for on its own; informational hits (a DNS
-    timeout, a rule that only scores) ask for ``DELIVER``.
-    """
-
-    symbol: str
-    stage: Stage
-    reason: str
-    score: float = 0.0
-    action: Action = Action.DELIVER
-
-
-@dataclass(frozen=True, slots=True)
 class VirusFinding:
     """A virus the anti-virus stage found, with the flags its signature carries."""
 
@@ -83,12 +68,37 @@ class VirusFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class Hit:
+    """One named finding: a stable UPPER_SNAKE symbol, its score and a human reason.
+
+    ``action`` is what the hit asks for on its own; informational hits (a DNS
+    timeout, a rule that only scores) ask for ``DELIVER``. ``address`` is where
+    a redirect or copy goes (content control); ``virus`` is what anti-virus found.
+    """
+
+    symbol: str
+    stage: Stage
+    reason: str
+    score: float = 0.0
+    action: Action = Action.DELIVER
+    address: str | None = None
+    virus: VirusFinding | None = None
+
+
+def total_score(hits: tuple[Hit, ...] | list[Hit]) -> float:
+    """What a stage's hits add to the message's score."""
+    return sum(h.score for h in hits)
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The pipeline's decision for one message: what to do, and every reason why.
 
     ``score`` is the heuristic spam score; ``redirect_to`` is set when the
     action is ``REDIRECT``; ``copy_to`` lists administrators who get a copy
-    whatever the action (content control's "copy to administrator").
+    whatever the action (content control's "copy to administrator");
+    ``skipped`` names the stages that did not run (the severity rule, a
+    whitelist, or the time budget), so a verdict says what was not checked.
     """
 
     action: Action
@@ -99,6 +109,7 @@ class Verdict:
     copy_to: tuple[str, ...] = ()
     subject_tag: str | None = None
     viruses: tuple[VirusFinding, ...] = field(default=())
+    skipped: tuple[Stage, ...] = ()
 
     @property
     def symbols(self) -> tuple[str, ...]:

@@ -13,12 +13,12 @@ from filters.policy import DomainPolicy, PolicyConfig
 from filters.verdict import Hit, Stage
 
 
-def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> Hit | None:
-    """A ``WHITELIST`` hit when the sender is trusted for every recipient, else None."""
+def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, ...]:
+    """A ``WHITELIST`` hit when the sender is trusted for every recipient, else ()."""
     sender = mail.sender
     entry = match_entry(sender, config.whitelist)
     if entry is not None:
-        return _hit(sender, entry, "global")
+        return (_hit(sender, entry, "global"),)
     recipients = mail.recipients or ("",)
     reasons: list[str] = []
     for recipient in recipients:
@@ -28,8 +28,8 @@ def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> Hit | None:
                 reasons.append(f"{scope.label} ({entry})")
                 break
         else:
-            return None
-    return _hit(sender, None, "; ".join(dict.fromkeys(reasons)))
+            return ()
+    return (_hit(sender, None, "; ".join(dict.fromkeys(reasons))),)
 
 
 def _hit(sender: str, entry: str | None, where: str) -> Hit:

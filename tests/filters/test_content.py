@@ -51,8 +51,8 @@ def _config(rule: dict[str, object], where: str = "domain") -> content.PolicyCon
 )
 def test_conditions(rule: dict[str, object], mail_kwargs: dict[str, object], matches: bool) -> None:
     config = _config({"name": "r", "action": "log", **rule})
-    outcome = content.check(make_mail(**mail_kwargs), config, config.domain_policy("example.test"))  # type: ignore[arg-type]
-    assert bool(outcome.hits) is matches
+    hits = content.check(make_mail(**mail_kwargs), config, config.domain_policy("example.test"))  # type: ignore[arg-type]
+    assert bool(hits) is matches
 
 
 @pytest.mark.parametrize(
@@ -69,20 +69,31 @@ def test_actions(
     action: str, expected: Action, redirect: str | None, copies: tuple[str, ...]
 ) -> None:
     config = _config({"name": "exe", "attachment_types": [".exe"], "action": action})
-    outcome = content.check(
-        make_mail(attachments=EXE), config, config.domain_policy("example.test")
-    )
-    (hit,) = outcome.hits
+    hits = content.check(make_mail(attachments=EXE), config, config.domain_policy("example.test"))
+    (hit,) = hits
     assert hit.symbol == "CONTENT_RULE" and "'exe'" in hit.reason
-    assert (outcome.action, outcome.redirect_to, outcome.copy_to) == (expected, redirect, copies)
+    found = (hit.action, content.redirect_to(hits), content.copy_to(hits))
+    assert found == (expected, redirect, copies)
 
 
 @pytest.mark.parametrize("where", ["domain", "user", "group"])
 def test_rule_scopes(where: str) -> None:
     config = _config({"name": "exe", "attachment_types": [".exe"], "action": "delete"}, where)
     domain = config.domain_policy("example.test")
-    assert content.check(make_mail(attachments=EXE), config, domain).action is Action.DELETE
+    (hit,) = content.check(make_mail(attachments=EXE), config, domain)
+    assert hit.action is Action.DELETE
     other = make_mail(attachments=EXE, to=("eve@example.test",))
-    assert content.check(other, config, domain).action is (
-        Action.DELETE if where == "domain" else Action.DELIVER
+    assert bool(content.check(other, config, domain)) is (where == "domain")
+
+
+def test_a_catastrophic_customer_regex_is_stopped_and_named() -> None:
+    config = _config(
+        {"name": "slow", "header": "Subject", "pattern": "(a|aa)+$", "action": "delete"}
     )
+    config = config.model_copy(
+        update={"limits": config.limits.model_copy(update={"regex_timeout": 0.05})}
+    )
+    mail = make_mail(subject="a" * 40 + "!")
+    (hit,) = content.check(mail, config, config.domain_policy("example.test"))
+    assert hit.symbol == "CONTENT_RULE_TIMEOUT" and hit.action is Action.DELIVER
+    assert "'slow'" in hit.reason

@@ -63,8 +63,8 @@ def test_match_entry(sender: str, entries: list[str], expected: str | None) -> N
     ],
 )
 def test_whitelisted(sender: str, to: tuple[str, ...], scope: str) -> None:
-    hit = whitelist.check(make_mail(sender=sender, to=to), CONFIG, DOMAIN)
-    assert hit is not None and hit.stage is Stage.WHITELIST and hit.symbol == "WHITELIST"
+    (hit,) = whitelist.check(make_mail(sender=sender, to=to), CONFIG, DOMAIN)
+    assert hit.stage is Stage.WHITELIST and hit.symbol == "WHITELIST"
     assert scope in hit.reason
 
 
@@ -77,7 +77,7 @@ def test_whitelisted(sender: str, to: tuple[str, ...], scope: str) -> None:
     ],
 )
 def test_not_whitelisted(sender: str, to: tuple[str, ...]) -> None:
-    assert whitelist.check(make_mail(sender=sender, to=to), CONFIG, DOMAIN) is None
+    assert whitelist.check(make_mail(sender=sender, to=to), CONFIG, DOMAIN) == ()
 
 
 @pytest.mark.parametrize(
