@@ -1,0 +1,175 @@
+"""The simulated month written to a gateway store, in bulk, through the gateway's own schema.
+
+Events go in through the DB-API's ``executemany`` fed by a generator in
+receipt order (both indexes then grow at their end), so ten million rows
+never exist as Python objects at once. Every reader of the store (``mailmoat
+sla report``, the ``/sla`` API) then works on the file unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table
+
+from filters.verdict import Action
+from service.schema import events
+from service.store import Store
+from simulator.customers import Claims, Tickets
+from simulator.engine import Run
+from simulator.mix import OUTCOMES
+from simulator.scenario import Dos, Maintenance, Suspension
+from simulator.watch import Watch
+from slamonitor.schema import (
+    alerts,
+    availability,
+    claims,
+    queue_samples,
+    services,
+    tickets,
+    windows,
+)
+
+CHUNK = 100_000
+EVENT_COLUMNS = (
+    "message_id", "domain", "received_at", "filtered_at", "delivered_at", "action", "category",
+    "outcome", "score", "symbols", "hits", "size", "recipients", "detail",
+)  # fmt: skip
+FULL = "quarantine unavailable: tagged and delivered"
+ACTIONS = [a.label for a in sorted(Action)]
+BY = "simulator"
+DAY = 86400.0
+
+
+def message_id(i: int) -> str:
+    return f"{i:032x}"
+
+
+def _rows(run: Run, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
+    mix, sent = run.mix, run.arrivals
+    names = run.domains
+    message = sent.message[lo:hi].tolist()
+    delivered = run.delivered[lo:hi]
+    columns = zip(
+        range(lo, hi),
+        sent.domain[lo:hi].tolist(),
+        run.received[lo:hi].tolist(),
+        run.filtered[lo:hi].tolist(),
+        [None if math.isnan(t) else t for t in delivered.tolist()],
+        run.action[lo:hi].tolist(),
+        run.outcome[lo:hi].tolist(),
+        sent.recipients[lo:hi].tolist(),
+        run.quarantine_full[lo:hi].tolist(),
+        strict=True,
+    )
+    for (i, d, rec, fil, dlv, act, out, rcpt, full), m in zip(columns, message, strict=True):
+        yield (
+            message_id(i), names[d], rec, fil, dlv, ACTIONS[act], mix.category[m], OUTCOMES[out],
+            mix.score[m], mix.symbols[m], mix.hits[m], mix.size[m], rcpt, FULL if full else None,
+        )  # fmt: skip
+
+
+def _events(engine: Engine, run: Run, progress: Callable[[int], None]) -> None:
+    names = ", ".join(events.c[c].name for c in EVENT_COLUMNS)
+    sql = f"INSERT INTO {events.name} ({names}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for lo in range(0, len(run), CHUNK):
+            hi = min(lo + CHUNK, len(run))
+            # A generator: the DB-API reads it row by row (its stubs ask for a Sequence).
+            cursor.executemany(sql, _rows(run, lo, hi))  # type: ignore[arg-type]
+            progress(hi - lo)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _windows(run: Run) -> list[dict[str, object]]:
+    s = run.scenario
+    rows: list[dict[str, object]] = []
+    for e in s.events:
+        if isinstance(e, Maintenance | Suspension) or (isinstance(e, Dos) and e.declared):
+            start = s.local(e.start)
+            rows.append(
+                {"kind": e.kind, "domain": getattr(e, "domain", None), "start_at": start,
+                 "end_at": start + e.seconds, "reason": f"simulated {e.kind}", "created_by": BY,
+                 "created_at": start}
+            )  # fmt: skip
+    return rows
+
+
+def _claims(run: Run, found: Claims) -> list[dict[str, object]]:
+    rows = []
+    for kind, idx, rejected in (
+        ("fp", found.fp, found.fp_rejected),
+        ("fn", found.fn, found.fn_rejected),
+    ):
+        for i, no in zip(idx.tolist(), rejected.tolist(), strict=True):
+            received = float(run.received[i])
+            rows.append(
+                {"kind": kind, "message_id": message_id(i),
+                 "domain": run.domains[int(run.arrivals.domain[i])], "received_at": received,
+                 "state": "rejected" if no else "confirmed", "source": "customer",
+                 "created_by": BY, "created_at": received + DAY,
+                 "decided_by": "operator", "decided_at": received + 2 * DAY}
+            )  # fmt: skip
+    return rows
+
+
+def _tickets(run: Run, found: Tickets) -> list[dict[str, object]]:
+    return [
+        {"domain": run.domains[d], "priority": p, "subject": f"simulated {p} ticket",
+         "opened_by": BY, "opened_at": o, "first_response_at": r, "responded_by": "helpdesk"}
+        for p, d, o, r in zip(
+            found.priority, found.domain.tolist(), found.opened.tolist(),
+            found.responded.tolist(), strict=True,
+        )
+    ]  # fmt: skip
+
+
+def _insert(engine: Engine, table: Table, rows: list[dict[str, object]]) -> None:
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), rows)
+
+
+def write_store(
+    path: Path,
+    run: Run,
+    found: Claims,
+    desk: Tickets,
+    seen: Watch,
+    progress: Callable[[int], None] = lambda _: None,
+) -> None:
+    """A fresh store at ``path`` holding the month: events, windows, claims, tickets, samples."""
+    path.unlink(missing_ok=True)
+    store = Store(path)
+    try:
+        engine = store.engine
+        _events(engine, run, progress)
+        s = run.scenario
+        _insert(engine, services, [
+            {"domain": d.name, "started_at": s.local(d.started)} for d in s.domains if d.started
+        ])  # fmt: skip
+        _insert(engine, windows, _windows(run))
+        _insert(engine, claims, _claims(run, found))
+        _insert(engine, tickets, _tickets(run, desk))
+        _insert(engine, availability, [
+            {"at": a, "up": u, "detail": "EHLO answered" if u else "connection refused"}
+            for a, u in zip(seen.at.tolist(), seen.up.tolist(), strict=True)
+        ])  # fmt: skip
+        _insert(engine, queue_samples, [
+            {"at": a, "domain": name, "length": n}
+            for d, name in enumerate(run.domains)
+            for a, n in zip(seen.at.tolist(), seen.queues[d].tolist(), strict=True)
+        ])  # fmt: skip
+        _insert(engine, alerts, [
+            {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}
+            for at, alert, domain, state, detail in seen.alerts
+        ])  # fmt: skip
+    finally:
+        store.close()
