@@ -111,6 +111,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run(args.config))
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulate a scenario's month on a virtual clock and check the SLA report against truth."""
+    from simulator.cli import simulate_command  # numpy-heavy; only this command needs it
+
+    return simulate_command(args.scenario, args.out, args.messages, console)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway: SMTP, filtering, delivery and HTTP in one process (or N workers)."""
     from service.serve import serve  # the gateway's imports are not needed by other commands
@@ -200,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     add_sla_commands(sub, _store_path)
+
+    p = sub.add_parser("simulate", help="a month of service in minutes, checked against truth")
+    p.add_argument("scenario", type=Path, help="scenario file (TOML), see examples/scenarios")
+    p.add_argument("--out", type=Path, required=True, help="directory for events.db and reports")
+    p.add_argument("--messages", type=int, help="total messages (default: the scenario's)")
+    p.set_defaults(func=cmd_simulate)
     add_replay(sub)
 
     p = sub.add_parser("demo", help="start the gateway, replay a sample corpus, print reports")
