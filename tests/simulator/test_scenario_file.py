@@ -74,7 +74,7 @@ def test_outages_of_two_domains_may_overlap(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="nope.toml: cannot read"):
+    with pytest.raises(ScenarioError, match=r"nope\.toml: cannot read"):
         load_scenario(tmp_path / "nope.toml")
 
 

@@ -1,4 +1,4 @@
-"""Every shipped scenario at 20,000 messages: the monitor's report equals the truth, level by level."""
+"""Every shipped scenario at 20,000 messages: the report equals the truth, level by level."""
 
 from __future__ import annotations
 
