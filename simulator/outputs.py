@@ -1,8 +1,9 @@
 """A whole simulation from scenario file to output directory, step by named step.
 
 events.db (the gateway's store), truth.json, check.json, metrics.om,
-alerts.json and report.html; ``Steps`` lets the command line show progress
-without this module knowing about terminals.
+alerts.json and report.html, in that order (a failure leaves the earlier
+ones); ``Steps`` lets the command line show progress without this module
+knowing about terminals.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulator.alerts import AlertsUnavailable, evaluate
 from simulator.check import compare
 from simulator.customers import claims, tickets
+from simulator.detect import detection
 from simulator.engine import Run, simulate
 from simulator.mix import build_mix
+from simulator.openmetrics import lines, series
+from simulator.report_html import render
 from simulator.scenario import Scenario
 from simulator.store_out import write_store
 from simulator.truth import truth
@@ -44,6 +49,7 @@ class Result:
     truth: dict[str, Any]
     report: dict[str, Any]
     check: dict[str, Any]
+    alerts: dict[str, Any] | None
     out: Path
 
 
@@ -52,8 +58,11 @@ def dump(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def run_scenario(s: Scenario, base: Path, out: Path, steps: Steps | None = None) -> Result:
-    """Simulate ``s`` (files it names are relative to ``base``) and write every output."""
+def run_scenario(
+    s: Scenario, base: Path, out: Path, steps: Steps | None = None, *, alerts: bool = True
+) -> Result:
+    """Simulate ``s`` (files it names are relative to ``base``) and write every output;
+    ``alerts`` False skips Prometheus (the rules need a real one and take seconds)."""
     steps = steps or Steps()
     out.mkdir(parents=True, exist_ok=True)
     steps.begin("judging the distinct messages with the pipeline")
@@ -73,7 +82,24 @@ def run_scenario(s: Scenario, base: Path, out: Path, steps: Steps | None = None)
     report = _report(db, s, now)
     checked = compare(report, known)
     (out / "check.json").write_text(dump(checked))
-    return Result(run, seen, known, report, checked, out)
+    steps.begin("metrics.om as scraped every minute")
+    at, families = series(run, seen)
+    with (out / "metrics.om").open("w") as f:
+        f.writelines(lines(at, families))
+    fired: list[dict[str, Any]] = []
+    detected: dict[str, Any] | None = None
+    if alerts:
+        steps.begin("alert rules on a real Prometheus")
+        try:
+            fired = evaluate(at, families, run.start, run.end)
+            detected = detection(s, fired)
+        except AlertsUnavailable as exc:
+            detected = {"scenario": s.name, "unavailable": str(exc)}
+        (out / "alerts.json").write_text(dump(detected))
+    steps.begin("report.html")
+    shown = detected if detected is not None and "events" in detected else None
+    (out / "report.html").write_text(render(run, seen, checked, shown, fired))
+    return Result(run, seen, known, report, checked, detected, out)
 
 
 def _report(db: Path, s: Scenario, now: float) -> dict[str, Any]:
