@@ -91,7 +91,7 @@ def run_scenario(
     if alerts:
         steps.begin("alert rules on a real Prometheus")
         try:
-            fired = evaluate(at, families, run.start, run.end)
+            fired = evaluate(out / "metrics.om", run.start, run.end)
             detected = detection(s, fired)
         except AlertsUnavailable as exc:
             detected = {"scenario": s.name, "unavailable": str(exc)}

@@ -1,4 +1,4 @@
-"""Random small months (hypothesis): whatever the scenario, the monitor's report equals the truth."""
+"""Random small months (hypothesis): whatever the scenario, the report equals the truth."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         "domains": domains,
         "events": draw(st.lists(events(names), max_size=5)),
         "helpdesk": {"priorities": [
-            {"name": p, "tickets": draw(st.integers(0, 5)), "median_hours": draw(st.floats(0.1, 30))}
+            {"name": p, "tickets": draw(st.integers(0, 5)),
+             "median_hours": draw(st.floats(0.1, 30))}
             for p in ("Critical", "Major")
         ]},
         "claims": {k: draw(st.floats(0, 1)) for k in
