@@ -72,20 +72,41 @@ def _rows(run: Run, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
         )  # fmt: skip
 
 
-def _events(engine: Engine, run: Run, progress: Callable[[int], None]) -> None:
-    names = ", ".join(events.c[c].name for c in EVENT_COLUMNS)
-    sql = f"INSERT INTO {events.name} ({names}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+def _bulk(
+    engine: Engine,
+    table: Table,
+    columns: tuple[str, ...],
+    chunks: Iterator[Iterator[tuple[Any, ...]]],
+    progress: Callable[[int], None] = lambda _: None,
+) -> None:
+    """Insert rows through the DB-API in one transaction; column names come from ``table``."""
+    names = ", ".join(table.c[c].name for c in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        for lo in range(0, len(run), CHUNK):
-            hi = min(lo + CHUNK, len(run))
+        for chunk in chunks:
+            before = raw.total_changes
             # A generator: the DB-API reads it row by row (its stubs ask for a Sequence).
-            cursor.executemany(sql, _rows(run, lo, hi))  # type: ignore[arg-type]
-            progress(hi - lo)
+            cursor.executemany(sql, chunk)  # type: ignore[arg-type]
+            progress(raw.total_changes - before)
         raw.commit()
     finally:
         raw.close()
+
+
+def _events(engine: Engine, run: Run, progress: Callable[[int], None]) -> None:
+    chunks = (_rows(run, lo, min(lo + CHUNK, len(run))) for lo in range(0, len(run), CHUNK))
+    _bulk(engine, events, EVENT_COLUMNS, chunks, progress)
+
+
+def _samples(engine: Engine, run: Run, seen: Watch) -> None:
+    at = seen.at.tolist()
+    chunks = (
+        zip(at, [name] * len(at), seen.queues[d].tolist(), strict=True)
+        for d, name in enumerate(run.domains)
+    )
+    _bulk(engine, queue_samples, ("at", "domain", "length"), chunks)
 
 
 def _windows(run: Run) -> list[dict[str, object]]:
@@ -162,11 +183,7 @@ def write_store(
             {"at": a, "up": u, "detail": "EHLO answered" if u else "connection refused"}
             for a, u in zip(seen.at.tolist(), seen.up.tolist(), strict=True)
         ])  # fmt: skip
-        _insert(engine, queue_samples, [
-            {"at": a, "domain": name, "length": n}
-            for d, name in enumerate(run.domains)
-            for a, n in zip(seen.at.tolist(), seen.queues[d].tolist(), strict=True)
-        ])  # fmt: skip
+        _samples(engine, run, seen)
         _insert(engine, alerts, [
             {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}
             for at, alert, domain, state, detail in seen.alerts

@@ -93,12 +93,10 @@ def _latency(run: Run, counted: NDArray[np.bool_]) -> dict[str, object]:
     values = np.sort(took[done])
     within = int(np.count_nonzero(values <= LIMIT))
     period = ((run.received[counted][done] - run.start) // PERIOD).astype(np.int64)
-    sums: dict[int, float] = {}
-    counts: dict[int, int] = {}
-    for p, v in zip(period.tolist(), took[done].tolist(), strict=True):
-        sums[p] = sums.get(p, 0.0) + v
-        counts[p] = counts.get(p, 0) + 1
-    good = sum(1 for p in counts if sums[p] / counts[p] <= LIMIT)
+    counts = np.bincount(period)
+    sums = np.bincount(period, weights=took[done])
+    used = counts > 0
+    good = int(np.count_nonzero(sums[used] / counts[used] <= LIMIT))
     n = len(values)
     return {
         "delivered": n,
@@ -110,7 +108,7 @@ def _latency(run: Run, counted: NDArray[np.bool_]) -> dict[str, object]:
             k: _ms(_nearest_rank(values, q)) if n else None for k, q in QUANTILES.items()
         },
         "max_seconds": _ms(float(values[-1])) if n else None,
-        "periods": len(counts),
+        "periods": int(np.count_nonzero(used)),
         "periods_within_limit": good,
     }
 
