@@ -21,13 +21,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from filters.lists import domain_of
-from service import backoff
 from service.config import DeliveryConfig
 from service.delivery import SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
+from store import backoff
 from store.records import Delivery, DeliveryKind, DeliveryState, NewDelivery
 from store.writer import StoreWriter
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from service import backoff
+from store import backoff
 
 TICK = 1.0 / 1024.0
 REFUSED_SECONDS = 16 * TICK

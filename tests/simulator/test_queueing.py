@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from service import backoff
 from simulator.queueing import (
     REFUSED_SECONDS,
     TICK,
@@ -17,6 +16,7 @@ from simulator.queueing import (
     servers,
     single_server,
 )
+from store import backoff
 
 
 def erlang_c(c: int, load: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.backoff import BASE, CAP, MAX_AGE, expired, next_delay
+from store.backoff import BASE, CAP, MAX_AGE, expired, next_delay
 
 
 @pytest.mark.parametrize(
