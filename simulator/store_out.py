@@ -16,14 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, Table
 
 from filters.verdict import Action
-from service.schema import events
-from service.store import Store
 from simulator.customers import Claims, Tickets
 from simulator.engine import Run
 from simulator.mix import OUTCOMES
 from simulator.scenario import Dos, Maintenance, Suspension
 from simulator.watch import Watch
-from slamonitor.schema import (
+from store.schema import events
+from store.sla_tables import (
     alerts,
     availability,
     claims,
@@ -32,6 +31,7 @@ from slamonitor.schema import (
     tickets,
     windows,
 )
+from store.store import Store
 
 CHUNK = 100_000
 EVENT_COLUMNS = (
