@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from simulator.customers import Claims, Tickets
 from simulator.engine import Run
 from simulator.mix import DELIVERED, HAM, VIRUS
-from simulator.scenario import Dos, Maintenance, Suspension
+from simulator.scenario import ConfigFault, Dos, Maintenance, Suspension
 from simulator.watch import Watch
 
 PERIOD = 300.0
@@ -159,18 +159,19 @@ def truth(run: Run, found: Claims, desk: Tickets, seen: Watch, now: float) -> di
     virus = label == VIRUS
     every = month & _inside(run, _every_level(run), run.received, run.arrivals.domain)
     s = run.scenario
-    dos = [
-        Span(s.local(e.start), s.local(e.start) + e.seconds, None)
-        for e in s.events
-        if isinstance(e, Dos)
-    ]
-    some = every | (
-        month
-        & (
-            _outbreak_periods(run, month, virus)
-            | _inside(run, dos, run.received, run.arrivals.domain)
+    # SPEC 4: latency is not applied during a denial of service, nor during configuration
+    # faults on the customer's side (that domain only).
+    latency_only = [
+        Span(
+            s.local(e.start),
+            s.local(e.start) + e.seconds,
+            run.domains.index(e.domain) if isinstance(e, ConfigFault) else None,
         )
-    )
+        for e in s.events
+        if isinstance(e, Dos | ConfigFault)
+    ]
+    spared = _inside(run, latency_only, run.received, run.arrivals.domain)
+    some = every | (month & (_outbreak_periods(run, month, virus) | spared))
     measured = month & ~every
     global_every = [w for w in _every_level(run) if w.domain is None]
     kept = ~_inside(run, global_every, seen.at, np.zeros(len(seen.at), np.int16))

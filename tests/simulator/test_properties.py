@@ -15,6 +15,7 @@ from simulator.outputs import run_scenario
 from simulator.scenario import Scenario
 
 MONTH = datetime(2026, 10, 1)
+# config_fault is left out: the monitor cannot be told of one (see test_scenarios.py).
 KINDS = ("outbreak", "downstream_outage", "gateway_outage", "dnsbl_timeout", "maintenance",
          "dos", "quarantine_full", "suspension", "campaign")  # fmt: skip
 
@@ -85,5 +86,5 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 @given(scenarios())
 def test_random_months_report_equals_truth(s: Scenario) -> None:
     with tempfile.TemporaryDirectory() as out:
-        result = run_scenario(s, Path(out), Path(out))
+        result = run_scenario(s, Path(out), Path(out), alerts=False)
     assert [f for f in result.check["figures"] if not f["agree"]] == []
