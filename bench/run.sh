@@ -7,6 +7,7 @@ CORPUS=${CORPUS:-../shared/corpus/spamassassin}
 mkdir -p bench/results
 "$PY" bench/sla.py --out bench/results/sla.json   # synthetic events: needs no corpus
 "$PY" bench/held_mail.py
+"$PY" bench/simulate.py --out bench/results/simulate.json   # generated corpus: needs none
 if [ ! -d "$CORPUS" ]; then
   echo "bench: corpus $CORPUS not found; the remaining benchmarks need the shared corpus" >&2
   exit 1

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from simulator.errors import ScenarioError
 from simulator.outputs import Result, Steps, run_scenario
 from simulator.scenario import load_scenario
 
@@ -67,13 +68,18 @@ def simulate_command(scenario: Path, out: Path, messages: int | None, console: C
             if name == "writing events.db":
                 bar.update(events, visible=True)
 
-        result = run_scenario(
-            s,
-            scenario.parent,
-            out,
-            Steps(begin=begin, written=lambda n: bar.advance(events, n)),
-        )
+        try:
+            result = run_scenario(
+                s,
+                scenario.parent,
+                out,
+                Steps(begin=begin, written=lambda n: bar.advance(events, n)),
+            )
+        except ScenarioError as exc:
+            raise ScenarioError(f"{scenario}: {exc}") from None
     seconds = time.perf_counter() - started
+    for skipped in result.run.mix.skipped:
+        console.print(f"[yellow]corpus file skipped[/] {skipped}")
     console.print(summary(result))
     n = len(result.run)
     console.print(

@@ -14,7 +14,6 @@ from numpy.typing import NDArray
 from simulator.engine import Run
 from simulator.mix import DELETED, DELIVERED, HAM, QUARANTINED, REDIRECTED, SPAM
 
-DAY = 86400.0
 BLOCKED = (QUARANTINED, DELETED, REDIRECTED)
 
 

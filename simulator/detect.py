@@ -15,6 +15,7 @@ AFTER = 3600.0
 COSTS = {
     "gateway_outage": "availability",
     "downstream_outage": "latency",
+    "config_fault": "none (the customer's fault: latency exempt)",
     "dnsbl_timeout": "latency",
     "quarantine_full": "virus",
     "outbreak": "virus (latency is excluded above 1:200)",

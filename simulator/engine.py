@@ -17,7 +17,13 @@ from numpy.typing import NDArray
 
 from simulator.mix import DELIVERED, EXPIRED, REDIRECTED, Mix
 from simulator.queueing import Downtime, Retry, deliver, quantize, servers, single_server
-from simulator.scenario import DnsblTimeout, DownstreamOutage, QuarantineFull, Scenario
+from simulator.scenario import (
+    ConfigFault,
+    DnsblTimeout,
+    DownstreamOutage,
+    QuarantineFull,
+    Scenario,
+)
 from simulator.traffic import Arrivals, arrivals
 
 Progress = Callable[[str], None]
@@ -99,9 +105,13 @@ def simulate(s: Scenario, mix: Mix, progress: Progress = lambda _: None) -> Run:
         idx = idx[np.argsort(filtered[idx], kind="stable")]
         down = sorted(
             (
-                Downtime(s.local(e.start), s.local(e.start) + e.seconds, e.mode == "refused")
+                Downtime(
+                    s.local(e.start),
+                    s.local(e.start) + e.seconds,
+                    isinstance(e, DownstreamOutage) and e.mode == "refused",
+                )
                 for e in s.events
-                if isinstance(e, DownstreamOutage) and e.domain == domain.name
+                if isinstance(e, DownstreamOutage | ConfigFault) and e.domain == domain.name
             ),
             key=lambda w: w.start,
         )

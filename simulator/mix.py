@@ -25,7 +25,7 @@ from filters.pipeline import evaluate
 from filters.policy import load_policy
 from filters.runtime import Policy
 from filters.verdict import Action, Verdict
-from loadtest.corpus import CorpusError, read_corpus, split
+from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus, split
 from loadtest.generate import EICAR, generate
 from simulator.errors import ScenarioError
 from simulator.scenario import Traffic
@@ -56,7 +56,8 @@ class Mix:
     hits: list[str]
     size: list[int]
     filter_seconds: float
-    names: list[str]
+    skipped: list[str]
+    """Corpus files that could not be read, each with why (the month goes on without them)."""
 
     def of(self, label: int) -> NDArray[np.int64]:
         """Indices of the distinct messages with this true label."""
@@ -76,23 +77,29 @@ def _virus(n: int) -> bytes:
     return msg.as_bytes()
 
 
-def _corpus(traffic: Traffic, seed: int, scratch: Path, base: Path) -> list[tuple[str, bytes, int]]:
+def _corpus(
+    traffic: Traffic, seed: int, scratch: Path, base: Path
+) -> tuple[list[tuple[str, bytes, int]], list[str]]:
+    """(name, bytes, label) of each labelled message, and the files that could not be read."""
     if traffic.corpus == "generated":
-        where = scratch / "corpus"
+        where = scratch / f"corpus-{seed}-{traffic.corpus_size}"
         if not (where / "labels.tsv").exists():
             generate(where, traffic.corpus_size, seed=seed, viruses=0)
     else:
         where = (base / traffic.corpus).resolve()
     skipped: list[CorpusError] = []
-    items = [
-        (i.name, i.data, HAM if i.label == "ham" else SPAM)
-        for i in read_corpus(where, on_error=skipped.append)
-        if i.label is not None
-    ]
+    try:
+        items = [
+            (i.name, i.data, HAM if i.label == "ham" else SPAM)
+            for i in read_corpus(where, on_error=skipped.append)
+            if i.label is not None
+        ]
+    except CorpusFormatError as exc:
+        raise ScenarioError(f"traffic.corpus: {exc}") from None
     labels = {label for *_, label in items}
     if not {HAM, SPAM} <= labels:
         raise ScenarioError(f"traffic.corpus: {where} needs labelled ham and spam")
-    return items
+    return items, [str(e) for e in skipped]
 
 
 def _policy(traffic: Traffic, base: Path, items: list[tuple[str, bytes, int]]) -> Policy:
@@ -135,8 +142,11 @@ def outcome(verdict: Verdict, quarantine_ok: bool) -> tuple[Action, int]:
 
 def build_mix(traffic: Traffic, seed: int, scratch: Path, base: Path) -> Mix:
     """Read the corpus, add the viruses, and judge every distinct message once."""
-    items = _corpus(traffic, seed, scratch, base)
-    policy = _policy(traffic, base, items)
+    items, skipped = _corpus(traffic, seed, scratch, base)
+    try:
+        policy = _policy(traffic, base, items)
+    except (OSError, ValueError) as exc:  # PolicyError and ModelError are ValueErrors
+        raise ScenarioError(f"traffic.policy / traffic.model: {exc}") from None
     items += [(f"virus-{n}", _virus(n), VIRUS) for n in range(VIRUSES)]
     normal: list[tuple[Action, int]] = []
     full: list[tuple[Action, int]] = []
@@ -164,5 +174,5 @@ def build_mix(traffic: Traffic, seed: int, scratch: Path, base: Path) -> Mix:
         hits=hits,
         size=[len(data) for _, data, _ in items],
         filter_seconds=spent / len(items),
-        names=[name for name, _, _ in items],
+        skipped=skipped,
     )

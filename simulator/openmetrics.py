@@ -60,12 +60,14 @@ def series(run: Run, seen: Watch) -> tuple[NDArray[np.float64], list[Series]]:
         (f"{e2e}_sum", sums[count.astype(np.int64)]),
     ]
     verdicts = []
-    category = np.array(run.mix.category)[run.arrivals.message]
+    names = sorted(set(run.mix.category))
+    codes = np.array([names.index(c) for c in run.mix.category], dtype=np.int8)
+    category = codes[run.arrivals.message]
     for a in np.unique(run.action).tolist():
         for c in np.unique(category).tolist():
             mine = (run.action == a) & (category == c)
             if mine.any():
-                labels = f'{{action="{ACTIONS[a]}",category="{c}"}}'
+                labels = f'{{action="{ACTIONS[a]}",category="{names[c]}"}}'
                 verdicts.append(
                     (f"mailmoat_verdicts_total{labels}", _cumulative(run.filtered[mine], at))
                 )

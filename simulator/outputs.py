@@ -29,6 +29,7 @@ from simulator.watch import Watch, watch
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.report import build
+from store.store import Store
 
 REPORT_AFTER = 30 * 86400.0
 """The report is judged a month after the month ends: every ticket and claim is settled."""
@@ -91,7 +92,7 @@ def run_scenario(
     if alerts:
         steps.begin("alert rules on a real Prometheus")
         try:
-            fired = evaluate(at, families, run.start, run.end)
+            fired = evaluate(out / "metrics.om", run.start, run.end)
             detected = detection(s, fired)
         except AlertsUnavailable as exc:
             detected = {"scenario": s.name, "unavailable": str(exc)}
@@ -103,8 +104,6 @@ def run_scenario(
 
 
 def _report(db: Path, s: Scenario, now: float) -> dict[str, Any]:
-    from store.store import Store
-
     store = Store(db)
     try:
         month = Month.parse(s.month, s.timezone)

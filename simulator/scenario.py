@@ -76,6 +76,14 @@ class DownstreamOutage(_Window):
     mode: Literal["refused", "4xx"] = Field("refused", description="connection refused or 4xx")
 
 
+class ConfigFault(_Window):
+    """The customer's own server misconfigured: it answers our gateway with 4xx (SPEC 4
+    exempts latency meanwhile)."""
+
+    kind: Literal["config_fault"]
+    domain: str
+
+
 class GatewayOutage(_Window):
     kind: Literal["gateway_outage"]
 
@@ -115,6 +123,7 @@ class Campaign(_Window):
 Event = Annotated[
     Outbreak
     | DownstreamOutage
+    | ConfigFault
     | GatewayOutage
     | DnsblTimeout
     | Maintenance
@@ -127,6 +136,7 @@ Event = Annotated[
 EXCLUSIVE = {
     "outbreak": "two outbreaks cannot both set the virus ratio",
     "downstream_outage": "one domain's server cannot have two outages at once",
+    "config_fault": "one domain's server cannot be misconfigured twice at once",
     "gateway_outage": "the gateway cannot go down twice at once",
     "dos": "two denial-of-service factors cannot both hold",
     "maintenance": "maintenance windows overlap",

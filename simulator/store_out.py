@@ -9,7 +9,8 @@ sla report``, the ``/sla`` API) then works on the file unchanged.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,20 +73,41 @@ def _rows(run: Run, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
         )  # fmt: skip
 
 
-def _events(engine: Engine, run: Run, progress: Callable[[int], None]) -> None:
-    names = ", ".join(events.c[c].name for c in EVENT_COLUMNS)
-    sql = f"INSERT INTO {events.name} ({names}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for lo in range(0, len(run), CHUNK):
-            hi = min(lo + CHUNK, len(run))
-            # A generator: the DB-API reads it row by row (its stubs ask for a Sequence).
-            cursor.executemany(sql, _rows(run, lo, hi))  # type: ignore[arg-type]
-            progress(hi - lo)
-        raw.commit()
-    finally:
-        raw.close()
+def _bulk(
+    raw: sqlite3.Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    chunks: Iterable[Iterable[tuple[Any, ...]]],
+    progress: Callable[[int], None] = lambda _: None,
+) -> None:
+    """Insert rows through the DB-API; table and column names come from the schema objects."""
+    names = ", ".join(table.c[c].name for c in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    for chunk in chunks:
+        before = raw.total_changes
+        raw.executemany(sql, chunk)
+        progress(raw.total_changes - before)
+
+
+def _events(raw: sqlite3.Connection, run: Run, progress: Callable[[int], None]) -> None:
+    chunks = (_rows(run, lo, min(lo + CHUNK, len(run))) for lo in range(0, len(run), CHUNK))
+    _bulk(raw, events, EVENT_COLUMNS, chunks, progress)
+
+
+def _samples(raw: sqlite3.Connection, run: Run, seen: Watch) -> None:
+    at = seen.at.tolist()
+    chunks = (
+        zip(at, [name] * len(at), seen.queues[d].tolist(), strict=True)
+        for d, name in enumerate(run.domains)
+    )
+    _bulk(raw, queue_samples, ("at", "domain", "length"), chunks)
+    up = zip(
+        seen.at.tolist(),
+        seen.up.tolist(),
+        ("EHLO answered" if u else "connection refused" for u in seen.up.tolist()),
+        strict=True,
+    )
+    _bulk(raw, availability, ("at", "up", "detail"), [up])
 
 
 def _windows(run: Run) -> list[dict[str, object]]:
@@ -147,10 +169,22 @@ def write_store(
 ) -> None:
     """A fresh store at ``path`` holding the month: events, windows, claims, tickets, samples."""
     path.unlink(missing_ok=True)
+    Store(path).close()  # the schema, by the gateway's own migrations
+    # One writer and a fresh file: a rollback journal (new pages need none) and no fsync
+    # write each page once; WAL would write the whole month twice. WAL again afterwards.
+    raw = sqlite3.connect(path)
+    try:
+        raw.execute("PRAGMA journal_mode=DELETE")
+        raw.execute("PRAGMA synchronous=OFF")
+        _events(raw, run, progress)
+        _samples(raw, run, seen)
+        raw.commit()
+        raw.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
     store = Store(path)
     try:
         engine = store.engine
-        _events(engine, run, progress)
         s = run.scenario
         _insert(engine, services, [
             {"domain": d.name, "started_at": s.local(d.started)} for d in s.domains if d.started
@@ -158,15 +192,6 @@ def write_store(
         _insert(engine, windows, _windows(run))
         _insert(engine, claims, _claims(run, found))
         _insert(engine, tickets, _tickets(run, desk))
-        _insert(engine, availability, [
-            {"at": a, "up": u, "detail": "EHLO answered" if u else "connection refused"}
-            for a, u in zip(seen.at.tolist(), seen.up.tolist(), strict=True)
-        ])  # fmt: skip
-        _insert(engine, queue_samples, [
-            {"at": a, "domain": name, "length": n}
-            for d, name in enumerate(run.domains)
-            for a, n in zip(seen.at.tolist(), seen.queues[d].tolist(), strict=True)
-        ])  # fmt: skip
         _insert(engine, alerts, [
             {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}
             for at, alert, domain, state, detail in seen.alerts

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from simulator.customers import Claims, Tickets
 from simulator.engine import Run
 from simulator.mix import DELIVERED, HAM, VIRUS
-from simulator.scenario import Dos, Maintenance, Suspension
+from simulator.scenario import ConfigFault, Dos, Maintenance, Suspension
 from simulator.watch import Watch
 
 PERIOD = 300.0
@@ -93,12 +93,10 @@ def _latency(run: Run, counted: NDArray[np.bool_]) -> dict[str, object]:
     values = np.sort(took[done])
     within = int(np.count_nonzero(values <= LIMIT))
     period = ((run.received[counted][done] - run.start) // PERIOD).astype(np.int64)
-    sums: dict[int, float] = {}
-    counts: dict[int, int] = {}
-    for p, v in zip(period.tolist(), took[done].tolist(), strict=True):
-        sums[p] = sums.get(p, 0.0) + v
-        counts[p] = counts.get(p, 0) + 1
-    good = sum(1 for p in counts if sums[p] / counts[p] <= LIMIT)
+    counts = np.bincount(period)
+    sums = np.bincount(period, weights=took[done])
+    used = counts > 0
+    good = int(np.count_nonzero(sums[used] / counts[used] <= LIMIT))
     n = len(values)
     return {
         "delivered": n,
@@ -110,7 +108,7 @@ def _latency(run: Run, counted: NDArray[np.bool_]) -> dict[str, object]:
             k: _ms(_nearest_rank(values, q)) if n else None for k, q in QUANTILES.items()
         },
         "max_seconds": _ms(float(values[-1])) if n else None,
-        "periods": len(counts),
+        "periods": int(np.count_nonzero(used)),
         "periods_within_limit": good,
     }
 
@@ -161,18 +159,19 @@ def truth(run: Run, found: Claims, desk: Tickets, seen: Watch, now: float) -> di
     virus = label == VIRUS
     every = month & _inside(run, _every_level(run), run.received, run.arrivals.domain)
     s = run.scenario
-    dos = [
-        Span(s.local(e.start), s.local(e.start) + e.seconds, None)
-        for e in s.events
-        if isinstance(e, Dos)
-    ]
-    some = every | (
-        month
-        & (
-            _outbreak_periods(run, month, virus)
-            | _inside(run, dos, run.received, run.arrivals.domain)
+    # SPEC 4: latency is not applied during a denial of service, nor during configuration
+    # faults on the customer's side (that domain only).
+    latency_only = [
+        Span(
+            s.local(e.start),
+            s.local(e.start) + e.seconds,
+            run.domains.index(e.domain) if isinstance(e, ConfigFault) else None,
         )
-    )
+        for e in s.events
+        if isinstance(e, Dos | ConfigFault)
+    ]
+    spared = _inside(run, latency_only, run.received, run.arrivals.domain)
+    some = every | (month & (_outbreak_periods(run, month, virus) | spared))
     measured = month & ~every
     global_every = [w for w in _every_level(run) if w.domain is None]
     kept = ~_inside(run, global_every, seen.at, np.zeros(len(seen.at), np.int16))

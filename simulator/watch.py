@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from simulator.engine import Run
 from simulator.mix import DELIVERED, EXPIRED, REDIRECTED
-from simulator.scenario import DownstreamOutage, GatewayOutage, Maintenance
+from simulator.scenario import ConfigFault, DownstreamOutage, GatewayOutage, Maintenance
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, RisingRule
 
 INTERVAL = 60.0
@@ -72,7 +72,7 @@ def _server_down(run: Run, domain: str, at: NDArray[np.float64]) -> NDArray[np.b
     s = run.scenario
     down = np.zeros(len(at), dtype=np.bool_)
     for e in s.events:
-        if isinstance(e, DownstreamOutage) and e.domain == domain:
+        if isinstance(e, DownstreamOutage | ConfigFault) and e.domain == domain:
             lo = s.local(e.start)
             down |= (at >= lo) & (at < lo + e.seconds)
     return down

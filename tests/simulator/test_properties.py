@@ -1,4 +1,4 @@
-"""Random small months (hypothesis): whatever the scenario, the monitor's report is the truth."""
+"""Random small months (hypothesis): whatever the scenario, the report equals the truth."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from simulator.outputs import run_scenario
 from simulator.scenario import Scenario
 
 MONTH = datetime(2026, 10, 1)
+# config_fault is left out: the monitor cannot be told of one (see test_scenarios.py).
 KINDS = ("outbreak", "downstream_outage", "gateway_outage", "dnsbl_timeout", "maintenance",
          "dos", "quarantine_full", "suspension", "campaign")  # fmt: skip
 
@@ -67,11 +68,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         "domains": domains,
         "events": draw(st.lists(events(names), max_size=5)),
         "helpdesk": {"priorities": [
-            {
-                "name": p,
-                "tickets": draw(st.integers(0, 5)),
-                "median_hours": draw(st.floats(0.1, 30)),
-            }
+            {"name": p, "tickets": draw(st.integers(0, 5)),
+             "median_hours": draw(st.floats(0.1, 30))}
             for p in ("Critical", "Major")
         ]},
         "claims": {k: draw(st.floats(0, 1)) for k in
@@ -88,5 +86,5 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 @given(scenarios())
 def test_random_months_report_equals_truth(s: Scenario) -> None:
     with tempfile.TemporaryDirectory() as out:
-        result = run_scenario(s, Path(out), Path(out))
+        result = run_scenario(s, Path(out), Path(out), alerts=False)
     assert [f for f in result.check["figures"] if not f["agree"]] == []

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from service.cli import main
 from simulator.errors import ScenarioError
 from simulator.scenario import load_scenario, seconds
 
@@ -82,3 +83,13 @@ def test_durations() -> None:
     assert [seconds(v) for v in (90, "90s", "30m", "6h", "2d", "1.5h")] == [
         90.0, 90.0, 1800.0, 21600.0, 172800.0, 5400.0,
     ]  # fmt: skip
+
+
+def test_a_missing_corpus_is_named_with_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD + '[traffic]\ncorpus = "no-such-corpus"\n')
+    assert main(["simulate", str(path), "--out", str(tmp_path / "out"), "--messages", "100"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{path}: traffic.corpus:" in err and "no-such-corpus" in err

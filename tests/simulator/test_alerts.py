@@ -1,0 +1,57 @@
+"""Alerts over the month with the real rules on a real Prometheus: faults are caught, quiet is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.alerts import load_rules
+from simulator.outputs import run_scenario
+from simulator.scenario import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+
+
+def test_rules_are_the_deployed_ones_with_recordings_inlined() -> None:
+    rules = {r.name: r for r in load_rules()}
+    assert "MailmoatSmtpDown" in rules and rules["MailmoatSmtpDown"].hold == 120.0
+    fast = rules["MailmoatLatencyBudgetBurnFast"].expr
+    assert "mailmoat:latency_slow_ratio" not in fast
+    assert 'mailmoat_end_to_end_duration_seconds_bucket{le="120.0"}[1h]' in fast
+
+
+def test_gateway_outage_pages_two_minutes_in(tmp_path: Path, promtool: str) -> None:
+    path = SCENARIOS / "gateway-outage.toml"
+    result = run_scenario(load_scenario(path, messages=5_000), path.parent, tmp_path)
+    found = json.loads((tmp_path / "alerts.json").read_text())
+    assert result.alerts == found
+    (event,) = found["events"]
+    assert event["detected_by"] == "MailmoatSmtpDown"
+    assert event["time_to_detect_seconds"] == 120.0  # the rule's for: 2m on 1-minute samples
+    down = [a for a in found["alerts"] if a["alert"] == "MailmoatSmtpDown"]
+    assert [(a["start"], a["end"]) for a in down] == [
+        ("2026-10-20T12:02:00Z", "2026-10-20T14:00:00Z")
+    ]
+    assert found["undetected"] == []
+    page = (tmp_path / "report.html").read_text()
+    assert "MailmoatSmtpDown" in page and "99.73" in page
+
+
+def test_quiet_month_pages_nobody(tmp_path: Path, promtool: str) -> None:
+    path = SCENARIOS / "quiet.toml"
+    run_scenario(load_scenario(path, messages=5_000), path.parent, tmp_path)
+    found = json.loads((tmp_path / "alerts.json").read_text())
+    assert found["pages"] == 0
+    assert found["alerts"] == []
+
+
+@pytest.mark.parametrize("name", ["metrics.om"])
+def test_metrics_are_openmetrics(tmp_path: Path, name: str, promtool: str) -> None:
+    path = SCENARIOS / "outage.toml"
+    run_scenario(load_scenario(path, messages=2_000), path.parent, tmp_path, alerts=False)
+    text = (tmp_path / name).read_text()
+    assert text.endswith("# EOF\n")
+    assert "# TYPE mailmoat_end_to_end_duration_seconds histogram" in text
+    assert not (tmp_path / "alerts.json").exists()
