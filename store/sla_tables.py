@@ -25,13 +25,27 @@ windows = Table(
     "sla_windows",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False, comment="dos | maintenance | suspension"),
+    Column(
+        "kind",
+        String(16),
+        nullable=False,
+        comment="dos | maintenance | suspension | customer_fault | beyond_control",
+    ),
     Column("domain", String(255), comment="NULL: every domain"),
     Column("start_at", Float, nullable=False),
     Column("end_at", Float, nullable=False),
     Column("reason", Text, nullable=False),
     Column("created_by", String(255), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        server_default="confirmed",
+        comment="proposed | confirmed | rejected: only confirmed windows exempt",
+    ),
+    Column("decided_by", String(255)),
+    Column("decided_at", Float),
 )
 Index("ix_sla_windows_time", windows.c.start_at, windows.c.end_at)
 
@@ -133,3 +147,18 @@ alerts = Table(
     Column("detail", Text, nullable=False),
 )
 Index("ix_sla_alerts_at", alerts.c.at)
+
+notices = Table(
+    "sla_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="maintenance | emergency"),
+    Column("domain", String(255), comment="NULL: every customer"),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_sla_notices_end", notices.c.end_at)
