@@ -129,7 +129,7 @@ class Gateway:
             on_release=sla_hooks.record_release,
             on_lists_changed=self.lists.invalidate,
         )
-        self.metrics.add_live(SlaCollector(self.store.engine, self.clock))
+        self.metrics.add_live(SlaCollector(self.store.engine, self.clock, config.sla))
         self.upkeep = Upkeep(
             self.quarantine,
             config.quarantine,
@@ -186,7 +186,7 @@ class Gateway:
         """Queue alerts (SPEC 5) and the port-25 availability probe (SPEC 4)."""
         watch = QueueWatch(
             self.store.engine, queue_lengths, self.config.routes(), self._notify_customer,
-            clock=self.clock,
+            clock=self.clock, own_hostname=self.config.smtp.hostname,
         )  # fmt: skip
         host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
         probe = AvailabilityProbe(self.store.engine, host, self.smtp_port, clock=self.clock)
@@ -227,7 +227,9 @@ class Gateway:
             routers=[
                 api.create_router(self.quarantine, principal),
                 pages.create_router(self.upkeep),
-                sla_api.create_router(self.store.engine, principal, clock=self.clock),
+                sla_api.create_router(
+                    self.store.engine, principal, clock=self.clock, settings=self.config.sla
+                ),
             ],
         )
         server_config = uvicorn.Config(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from filters.policy import PolicyError, beside, format_validation_errors, read_document
 from quarantine.config import QuarantineConfig
 from service.http import MetricsAuth
+from slamonitor.config import SlaSettings
 
 ENV_PREFIX = "MAILMOAT_"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
@@ -109,6 +110,7 @@ class GatewayConfig(_Section):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
 
     @field_validator("domains")

@@ -34,7 +34,7 @@ class ProbeResult:
     cause: Cause | None = None
 
 
-def _cause(exc: BaseException) -> Cause:
+def probe_cause(exc: BaseException) -> Cause:
     """aiosmtplib wraps the socket error of a failed connect, so look at the cause too."""
     for error in (exc, exc.__cause__):
         if isinstance(error, socket.gaierror):
@@ -69,7 +69,7 @@ async def smtp_probe(
         reply = await client.ehlo()
         await client.quit()
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        return ProbeResult(False, f"{host}:{port}: {type(exc).__name__}: {exc}", _cause(exc))
+        return ProbeResult(False, f"{host}:{port}: {type(exc).__name__}: {exc}", probe_cause(exc))
     finally:
         if client.is_connected:
             client.close()
