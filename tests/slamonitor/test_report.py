@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
 from slamonitor.cli import add_commands
-from store.sla_tables import queue_samples, tickets
+from store.sla_tables import queue_samples, services, tickets
 from store.store import MIGRATIONS
 from tests.slamonitor.conftest import NOV, event, insert
 
@@ -96,3 +96,39 @@ def test_migration_0002_down_and_up(engine: Engine) -> None:
         assert not [t for t in inspect(conn).get_table_names() if t.startswith("sla_")]
         command.upgrade(config, "0002")
         assert "sla_claims" in inspect(conn).get_table_names()
+
+
+def test_service_command_records_and_lists_start_dates(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "gateway.db")
+    args = parser().parse_args(
+        ["sla", "service", "ACME.test", "--start", "2026-11-01T09:00", "--db", db,
+         "--timezone", "Europe/Paris"]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(services.c.domain, services.c.started_at)).all() == [
+            ("acme.test", NOV + 8 * 3600)
+        ]
+    out = capsys.readouterr().out
+    assert "acme.test: started 2026-11-01T09:00:00+01:00" in out
+    assert "measured from 2026-12-01T09:00:00+01:00" in out
+    listing = parser().parse_args(["sla", "service", "--db", db])
+    assert listing.func(listing) == 0
+    assert "acme.test: started 2026-11-01T08:00:00+00:00" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["acme.test"], "give --start DATE"),
+        (["acme.test", "--start", "1 Nov"], "--start must be a date like 2026-11-01"),
+    ],
+)
+def test_service_command_errors(
+    engine: Engine, tmp_path: Path, argv: list[str], error: str
+) -> None:
+    args = parser().parse_args(["sla", "service", *argv, "--db", str(tmp_path / "gateway.db")])
+    with pytest.raises(ValueError, match=error):
+        args.func(args)
