@@ -22,6 +22,7 @@ import uvicorn
 from aiosmtpd.smtp import SMTP
 from prometheus_client import CollectorRegistry
 
+from loadtest import relaytest_api
 from quarantine import api, pages
 from quarantine.auth import bearer_principal
 from quarantine.service import Quarantine
@@ -229,6 +230,12 @@ class Gateway:
                 pages.create_router(self.upkeep),
                 sla_api.create_router(
                     self.store.engine, principal, clock=self.clock, settings=self.config.sla
+                ),
+                relaytest_api.create_router(
+                    principal,
+                    self.config.routes(),
+                    settings=self.config.relaytest,
+                    helo=self.config.smtp.hostname,
                 ),
             ],
         )
