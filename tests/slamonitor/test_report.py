@@ -13,7 +13,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, select
 
-from slamonitor.cli import add_commands
+from slamonitor.cli import add_commands, write_report
+from slamonitor.config import SlaSettings
+from slamonitor.periods import Month
 from store.sla_tables import queue_samples, services, tickets
 from store.store import MIGRATIONS
 from tests.slamonitor.conftest import NOV, event, insert
@@ -132,3 +134,23 @@ def test_service_command_errors(
     args = parser().parse_args(["sla", "service", *argv, "--db", str(tmp_path / "gateway.db")])
     with pytest.raises(ValueError, match=error):
         args.func(args)
+
+
+def test_html_report_shows_usage_and_every_helpdesk_plan(engine: Engine, tmp_path: Path) -> None:
+    insert(engine, [event("a", NOV + 60, 1.0, domain="acme.test")])
+    with engine.begin() as conn:
+        conn.execute(
+            tickets.insert(),
+            [
+                {"domain": d, "priority": p, "subject": "x", "opened_by": "c", "opened_at": NOV}
+                for d, p in (("acme.test", "S1"), ("other.test", "Critical"))
+            ],
+        )
+    settings = SlaSettings(
+        helpdesk_plans={"acme.test": "mithi-priority"}, registered_users={"acme.test": 12}
+    )
+    out = tmp_path / "r.html"
+    write_report(engine, Month(2026, 11), settings, now=NOV + 86400, html_out=out)
+    page = out.read_text()
+    assert "helpdesk S1 (mithi-priority)" in page and "helpdesk Critical (telstra)" in page
+    assert "<td>acme.test</td><td>12</td><td>0</td><td>20 / 5</td><td>False</td>" in page
