@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slamonitor.business import BusinessHours
 from slamonitor.helpdesk import TABLES, HelpdeskTable
+from slamonitor.mailings import ReportSchedule
 from slamonitor.periods import zone
 
 
@@ -31,6 +32,9 @@ class SlaSettings(BaseModel):
     registered_users: dict[str, int] = Field(
         default_factory=dict,
         description="domain to the users the customer registered (billed on); usage is checked",
+    )
+    reports: ReportSchedule = Field(
+        default_factory=ReportSchedule, description="which reports are mailed to whom"
     )
     live_cache_seconds: float = Field(
         300.0, gt=0, description="longest time /metrics reuses month-to-date figures"

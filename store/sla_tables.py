@@ -162,3 +162,13 @@ notices = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ix_sla_notices_end", notices.c.end_at)
+
+report_mailings = Table(
+    "sla_report_mailings",
+    metadata,
+    Column("kind", String(16), primary_key=True, comment="sla_monthly | antispam"),
+    Column("domain", String(255), primary_key=True, comment="* for the all-customer report"),
+    Column("label", String(16), primary_key=True, comment="period: 2026-11 or 2026-W47"),
+    Column("recipient", String(320), nullable=False),
+    Column("sent_at", Float, nullable=False),
+)

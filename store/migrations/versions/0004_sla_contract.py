@@ -1,4 +1,4 @@
-"""SLA monitor: proposed/confirmed exclusion windows and customer notices (issue 15)
+"""SLA monitor: proposed/confirmed exclusion windows, customer notices, report mailings
 
 Revision ID: 0004_sla_contract
 Revises: 0002
@@ -42,9 +42,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_sla_notices_end", "sla_notices", ["end_at"])
+    op.create_table(
+        "sla_report_mailings",
+        sa.Column("kind", sa.String(16), nullable=False, comment="sla_monthly | antispam"),
+        sa.Column(
+            "domain", sa.String(255), nullable=False, comment="* for the all-customer report"
+        ),
+        sa.Column("label", sa.String(16), nullable=False, comment="period: 2026-11 or 2026-W47"),
+        sa.Column("recipient", sa.String(320), nullable=False),
+        sa.Column("sent_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("kind", "domain", "label"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sla_report_mailings")
     op.drop_index("ix_sla_notices_end", table_name="sla_notices")
     op.drop_table("sla_notices")
     with op.batch_alter_table("sla_windows") as batch_op:
