@@ -15,6 +15,7 @@ rewrite the very addresses under test.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -25,6 +26,17 @@ FOREIGN = "example.net"
 FOREIGN_IP = "192.0.2.1"
 """TEST-NET-1 (RFC 5737): a foreign host named by IP literal."""
 USER = "relaytest"
+DOMAIN = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+"""A DNS name: what goes into the probes must not smuggle SMTP syntax of its own."""
+
+
+def check_domain(name: str) -> str:
+    """``name`` if it is a plain domain name; ValueError naming it otherwise."""
+    if not DOMAIN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a domain name")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,11 @@ class RelayReport:
     seconds: float = 0.0
 
     @property
+    def reachable(self) -> bool:
+        """False when no session could be had: nothing was tested."""
+        return self.control.stage != "session"
+
+    @property
     def accepted(self) -> list[str]:
         return [o.probe for o in self.outcomes if o.accepted]
 
@@ -66,7 +83,11 @@ class RelayReport:
         return bool(self.accepted)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self) | {"open_relay": self.open_relay, "accepted": self.accepted}
+        return asdict(self) | {
+            "open_relay": self.open_relay,
+            "accepted": self.accepted,
+            "reachable": self.reachable,
+        }
 
 
 def relay_probes(local: str, foreign: str = FOREIGN, server_ip: str = "127.0.0.1") -> list[Probe]:
@@ -148,15 +169,22 @@ async def run_relay_test(
     helo: str = "relaytest.mailmoat.invalid",
     timeout: float = 30.0,
 ) -> RelayReport:
-    """Send every probe to ``host:port`` in one session (reopened if dropped) and report."""
+    """Send every probe to ``host:port`` in one session (reopened if dropped) and report.
+
+    A server that cannot be reached for the control probe is not probed further.
+    """
+    check_domain(local_domain)
+    check_domain(foreign_domain)
     started = time.perf_counter()
     session = _Session(host, port, helo, timeout)
     try:
         control = await session.attempt(
             Probe("control", f"{USER}@{foreign_domain}", f"postmaster@{local_domain}", "own domain")
         )
-        probes = relay_probes(local_domain, foreign_domain, session.peer_ip(host))
-        outcomes = [await session.attempt(p) for p in probes]
+        outcomes = []
+        if control.stage != "session":
+            probes = relay_probes(local_domain, foreign_domain, session.peer_ip(host))
+            outcomes = [await session.attempt(p) for p in probes]
     finally:
         await session.close()
     return RelayReport(

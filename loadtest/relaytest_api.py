@@ -9,6 +9,7 @@ __future__ import annotations``: FastAPI must see the dependency objects.
 """
 
 import asyncio
+import ipaddress
 from argparse import ArgumentTypeError
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loadtest.cli import is_loopback, parse_address
-from loadtest.relaytest import FOREIGN, run_relay_test
+from loadtest.relaytest import FOREIGN, check_domain, run_relay_test
 from store.principal import Principal
 
 
@@ -33,20 +34,27 @@ class RelayTestSettings(BaseModel):
 class RelayTestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    domain: str = Field(min_length=1, max_length=255, description="the customer domain to test")
+    domain: str = Field(min_length=1, max_length=253, description="the customer domain to test")
     target: str | None = Field(
-        None, max_length=300, description="HOST:PORT (operators only); default: the domain's server"
+        None, max_length=60, description="IP:PORT (operators only); default: the domain's server"
     )
-    foreign: str = Field(FOREIGN, min_length=1, max_length=255, description="relay-to domain")
+    foreign: str = Field(FOREIGN, min_length=1, max_length=253, description="relay-to domain")
+
+    @field_validator("domain", "foreign")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        return check_domain(value)
 
     @field_validator("target")
     @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
+    def _ip_port(cls, value: str | None) -> str | None:
+        """An address, not a name: a request never makes the gateway resolve names."""
         if value is not None:
             try:
-                parse_address(value)
-            except ArgumentTypeError as exc:
-                raise ValueError(str(exc)) from None
+                host, _ = parse_address(value)
+                ipaddress.ip_address(host)
+            except (ArgumentTypeError, ValueError):
+                raise ValueError(f"target must be IP:PORT ([v6]:PORT), not {value!r}") from None
         return value
 
 
@@ -83,6 +91,6 @@ def create_router(
             host, port, local_domain=domain, foreign_domain=body.foreign, helo=helo,
             timeout=config.timeout,
         )  # fmt: skip
-        return report.to_dict()
+        return report.to_dict()  # unreachable: "reachable": false and no probe outcomes
 
     return router

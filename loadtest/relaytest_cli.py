@@ -2,7 +2,8 @@
 
 Loopback targets only unless ``--allow-remote`` (as with replay): relay
 probing somebody's server unasked is abuse. Exit status 0 when every relay
-probe was refused, 1 when the server accepted any, 2 on a usage error.
+probe was refused, 1 when the server accepted any, 2 on a usage error or an
+unreachable server.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def cmd_relaytest(args: argparse.Namespace) -> int:
             host, port, local_domain=args.domain, foreign_domain=args.foreign, timeout=args.timeout
         )
     )
+    if not report.reachable:
+        raise ValueError(f"cannot test {report.target}: {report.control.reply}")
     console.print(render(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

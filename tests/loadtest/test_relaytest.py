@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -135,6 +136,22 @@ def test_command_exit_status_and_json(
     assert main(["relaytest", "{}:{}".format(*closed_server), "--domain", "acme.test"]) == 0
 
 
+async def test_an_unreachable_server_is_reported_untested(
+    closed_server: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, _ = closed_server
+    with socket.socket() as unused:  # bound, never listening: connections are refused
+        unused.bind((host, 0))
+        port = unused.getsockname()[1]
+        report = await run_relay_test(host, port, local_domain="acme.test", timeout=5)
+        assert (report.reachable, report.outcomes, report.open_relay) == (False, [], False)
+        assert (
+            await asyncio.to_thread(main, ["relaytest", f"{host}:{port}", "--domain", "acme.test"])
+            == 2
+        )
+    assert "cannot test" in capsys.readouterr().err
+
+
 def test_command_refuses_a_remote_target_before_connecting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -182,6 +199,9 @@ async def test_rest_endpoint(open_server: tuple[str, int], closed_server: tuple[
             (ACME, {"domain": "unrouted.test"}, 422),
             (ACME, {"domain": "remote.test"}, 403),  # not loopback, remote not allowed
             (OPS, {"domain": "acme.test", "target": "nowhere"}, 422),
+            (OPS, {"domain": "acme.test", "target": "localhost:25"}, 422),  # names: no lookups
+            (OPS, {"domain": "acme.test\r\nRCPT TO:<x@y>", "target": closed}, 422),
+            (OPS, {"domain": "acme.test", "target": closed, "foreign": "a b"}, 422),
             (OPS, {"domain": "acme.test", "extra": 1}, 422),
         ]:
             response = await http.post("/relaytest", headers=headers, json=body)
