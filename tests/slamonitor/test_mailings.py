@@ -13,6 +13,7 @@ from slamonitor.config import SlaSettings
 from slamonitor.mailer import ReportMailer
 from slamonitor.mailings import ReportSchedule, due_reports
 from store.schema import events
+from store.store import Store
 from tests.quarantine.conftest import START, VirtualClock
 from tests.service.gatewayfixtures import eventually, gateway_config
 from tests.slamonitor.conftest import event
@@ -74,15 +75,17 @@ async def test_a_gateway_mails_due_reports_once(tmp_path: Path) -> None:
         domains={"example.test": {"downstream": downstream, "contact": "it@example.test"}},
         sla={"reports": reports},
     )  # fmt: skip
+    store = Store(config.store.path)  # the mail of the past, before the mailer first looks
+    store.write(lambda conn: conn.execute(events.insert(), [
+        event("a", START - 30 * 86400, 3.0, domain="example.test"),  # October
+        event("b", START - 7 * 86400, 1.0, domain="example.test", category="spam",
+              outcome="quarantined"),  # week 46
+    ]))  # fmt: skip
+    store.close()
     clock = VirtualClock()
     gateway = Gateway(config, clock=clock)
     await gateway.start()
     try:
-        gateway.store.write(lambda conn: conn.execute(events.insert(), [
-            event("a", START - 30 * 86400, 3.0, domain="example.test"),  # October
-            event("b", START - 7 * 86400, 1.0, domain="example.test", category="spam",
-                  outcome="quarantined"),  # week 46
-        ]))  # fmt: skip
         arrived = await sink.wait_for(3, timeout=30)
         subjects = sorted(str(email.message_from_bytes(m.data)["Subject"]) for m in arrived)
         assert subjects == [
@@ -96,7 +99,9 @@ async def test_a_gateway_mails_due_reports_once(tmp_path: Path) -> None:
         text = email.message_from_bytes(spam.data).get_payload(decode=True)
         assert isinstance(text, bytes) and b"category spam: 1" in text
         sla = by_subject["Mailmoat service levels 2026-10 for example.test"].data
-        assert b"latency: met (measured 1.0, target 0.95)" in sla
+        sla_text = email.message_from_bytes(sla).get_payload(decode=True)
+        assert isinstance(sla_text, bytes)
+        assert b"latency: met (measured 1.0, target 0.95)" in sla_text
         again = ReportMailer(
             gateway.store.engine, config.sla, {"example.test": "it@example.test"},
             gateway._mail, clock=clock,
