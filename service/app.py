@@ -39,6 +39,7 @@ from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
 from slamonitor import api as sla_api
+from slamonitor import usage
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
 from slamonitor.mailer import ReportMailer
@@ -200,6 +201,9 @@ class Gateway:
             asyncio.create_task(watch.run(), name="mailmoat-queue-watch"),
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
             asyncio.create_task(mailer.run(), name="mailmoat-report-mailer"),
+            asyncio.create_task(
+                usage.track(self.store.engine, self.config.sla.timezone), name="mailmoat-usage"
+            ),
         ]
 
     async def _notify_customer(self, domain: str, subject: str, body: str) -> None:

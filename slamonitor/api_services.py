@@ -68,6 +68,7 @@ def create_services_router(
             if month
             else Month.containing(clock(), settings.timezone)
         )
+        usage.catch_up(engine, settings.timezone)
         with engine.connect() as conn:
             figures = usage.measure(conn, period, domain, settings.registered_users)
         allowed = visible(caller)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from slamonitor import services
+from slamonitor import services, usage
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month, zone
 from slamonitor.report import Report, build
@@ -69,6 +69,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = SlaSettings.load(args.sla_config) if args.sla_config else SlaSettings()
     month = Month.parse(args.month, args.timezone or settings.timezone)
     with _engine(args) as engine:
+        usage.catch_up(engine, settings.timezone)
         report = write_report(
             engine,
             month,

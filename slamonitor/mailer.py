@@ -19,6 +19,7 @@ from slamonitor.mailings import Due, ReportKind, Send, antispam_counts, due_repo
 from slamonitor.periods import Month
 from slamonitor.probe import Clock, Sleep, sleep
 from slamonitor.report import build
+from slamonitor.usage import catch_up
 from store.sla_tables import report_mailings
 
 log = logging.getLogger("mailmoat.sla.mailer")
@@ -108,6 +109,8 @@ class ReportMailer:
         now = self.clock()
         sent = await asyncio.to_thread(self._sent)
         due = due_reports(now, self.settings.timezone, self.settings.reports, self.contacts, sent)
+        if due:
+            await asyncio.to_thread(catch_up, self.engine, self.settings.timezone)
         done = 0
         for report in due:
             try:

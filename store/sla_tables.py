@@ -172,3 +172,18 @@ report_mailings = Table(
     Column("recipient", String(320), nullable=False),
     Column("sent_at", Float, nullable=False),
 )
+
+usage_recipients = Table(
+    "sla_usage_recipients",
+    metadata,
+    Column("month", String(7), primary_key=True, comment="2026-11 in the SLA time zone"),
+    Column("domain", String(255), primary_key=True),
+    Column("address", String(320), primary_key=True, comment="lower-cased recipient"),
+)
+
+usage_progress = Table(
+    "sla_usage_progress",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="always 1"),
+    Column("last_event_id", Integer, nullable=False, comment="events up to here are counted"),
+)

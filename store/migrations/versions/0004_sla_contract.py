@@ -1,4 +1,4 @@
-"""SLA monitor: proposed/confirmed exclusion windows, customer notices, report mailings
+"""SLA monitor: proposed/confirmed windows, notices, report mailings, recipients scanned
 
 Revision ID: 0004_sla_contract
 Revises: 0002
@@ -53,9 +53,26 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("kind", "domain", "label"),
     )
+    op.create_table(
+        "sla_usage_recipients",
+        sa.Column("month", sa.String(7), nullable=False, comment="2026-11 in the SLA time zone"),
+        sa.Column("domain", sa.String(255), nullable=False),
+        sa.Column("address", sa.String(320), nullable=False, comment="lower-cased recipient"),
+        sa.PrimaryKeyConstraint("month", "domain", "address"),
+    )
+    op.create_table(
+        "sla_usage_progress",
+        sa.Column("id", sa.Integer(), nullable=False, comment="always 1"),
+        sa.Column(
+            "last_event_id", sa.Integer(), nullable=False, comment="events up to here are counted"
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sla_usage_progress")
+    op.drop_table("sla_usage_recipients")
     op.drop_table("sla_report_mailings")
     op.drop_index("ix_sla_notices_end", table_name="sla_notices")
     op.drop_table("sla_notices")
