@@ -65,6 +65,20 @@ def propose(conn: Connection, domain: str, at: float, result: ProbeResult) -> in
     return int(key[0])
 
 
+def still_open(conn: Connection, domain: str, since: float) -> int | None:
+    """A probe-proposed window of ``domain`` that reached ``since`` or later: after a restart
+    the watch goes on with it rather than opening a second one for the same fault."""
+    found = conn.execute(
+        select(windows.c.id)
+        .where(windows.c.created_by == PROPOSER, windows.c.domain == domain)
+        .where(windows.c.kind == Kind.CUSTOMER_FAULT, windows.c.state != State.REJECTED)
+        .where(windows.c.end_at >= since)
+        .order_by(windows.c.end_at.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else int(found)
+
+
 def stretch(conn: Connection, window_id: int, at: float) -> None:
     """The fault still holds (or just ended) at ``at``: the window reaches that far."""
     conn.execute(

@@ -150,8 +150,13 @@ class QueueWatch:
             return
         with self.engine.begin() as conn:
             if open_id is None:
+                # A restarted watch probes again after ``samples`` rising samples.
+                since = at - (self.rule.samples + 1) * self.interval
+                open_id = faults.still_open(conn, domain, since)
+            if open_id is None:
                 self._faults[domain] = faults.propose(conn, domain, at, result)
                 return
+            self._faults[domain] = open_id
             faults.stretch(conn, open_id, at)
         if not faults.is_customer_side(result):
             del self._faults[domain]

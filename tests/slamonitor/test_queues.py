@@ -198,3 +198,17 @@ async def test_probe_failures_are_classified(sink: RecordingSink) -> None:
     unresolved.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     assert probe_cause(unresolved) == Cause.DNS
     assert probe_cause(aiosmtplib.SMTPResponseException(554, "go away")) == Cause.REJECTED
+
+
+async def test_a_restarted_watch_goes_on_with_the_open_proposal(
+    engine: Engine, sink: RecordingSink
+) -> None:
+    h = Harness(engine, sink)
+    sink.stop()
+    await h.samples(11, 12, 13)
+    restarted = Harness(engine, sink)  # a new process: nothing in memory
+    restarted.clock.now = h.clock.now
+    await restarted.samples(14, 15, 16)
+    with engine.connect() as conn:
+        [window] = faults.listing(conn, None, None)
+    assert window.end_at == restarted.clock.now
