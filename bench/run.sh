@@ -8,6 +8,7 @@ mkdir -p bench/results
 "$PY" bench/sla.py --out bench/results/sla.json   # synthetic events: needs no corpus
 "$PY" bench/held_mail.py
 "$PY" bench/simulate.py --out bench/results/simulate.json   # generated corpus: needs none
+"$PY" bench/usage.py                           # registered vs scanned users
 if [ ! -d "$CORPUS" ]; then
   echo "bench: corpus $CORPUS not found; the remaining benchmarks need the shared corpus" >&2
   exit 1

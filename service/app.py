@@ -22,6 +22,7 @@ import uvicorn
 from aiosmtpd.smtp import SMTP
 from prometheus_client import CollectorRegistry
 
+from loadtest import relaytest_api
 from quarantine import api, pages
 from quarantine.auth import bearer_principal
 from quarantine.service import Quarantine
@@ -39,8 +40,10 @@ from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
 from slamonitor import api as sla_api
+from slamonitor import usage
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
+from slamonitor.mailer import ReportMailer
 from slamonitor.queues import QueueWatch
 from store.records import DeliveryKind
 from store.store import Store
@@ -130,7 +133,7 @@ class Gateway:
             on_release=sla_hooks.record_release,
             on_lists_changed=self.lists.invalidate,
         )
-        self.metrics.add_live(SlaCollector(self.store.engine, self.clock))
+        self.metrics.add_live(SlaCollector(self.store.engine, self.clock, config.sla))
         self.upkeep = Upkeep(
             self.quarantine,
             config.quarantine,
@@ -184,16 +187,24 @@ class Gateway:
         )
 
     def _start_watchers(self, queue_lengths: Callable[[], Mapping[str, int]]) -> None:
-        """Queue alerts (SPEC 5) and the port-25 availability probe (SPEC 4)."""
+        """Queue alerts (SPEC 5), the port-25 availability probe (SPEC 4), report mail."""
         watch = QueueWatch(
             self.store.engine, queue_lengths, self.config.routes(), self._notify_customer,
-            clock=self.clock,
+            clock=self.clock, own_hostname=self.config.smtp.hostname,
         )  # fmt: skip
         host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
         probe = AvailabilityProbe(self.store.engine, host, self.smtp_port, clock=self.clock)
+        contacts = {d: c.contact for d, c in self.config.domains.items() if c.contact}
+        mailer = ReportMailer(
+            self.store.engine, self.config.sla, contacts, self._mail, clock=self.clock
+        )
         self._watchers = [
             asyncio.create_task(watch.run(), name="mailmoat-queue-watch"),
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
+            asyncio.create_task(mailer.run(), name="mailmoat-report-mailer"),
+            asyncio.create_task(
+                usage.track(self.store.engine, self.config.sla.timezone), name="mailmoat-usage"
+            ),
         ]
 
     async def _notify_customer(self, domain: str, subject: str, body: str) -> None:
@@ -202,10 +213,13 @@ class Gateway:
         if contact is None:
             log.warning("no contact for %s; alert not mailed: %s", domain, subject)
             return
-        raw = alert_mail(sender=f"postmaster@{self.config.smtp.hostname}", to=contact,
+        await self._mail(contact, subject, body)
+
+    async def _mail(self, to: str, subject: str, body: str) -> None:
+        raw = alert_mail(sender=f"postmaster@{self.config.smtp.hostname}", to=to,
                          subject=subject, body=body, now=self.clock())  # fmt: skip
         created = await self.writer.call(
-            self.store.submit, raw, [contact], self.clock(), DeliveryKind.ALERT
+            self.store.submit, raw, [to], self.clock(), DeliveryKind.ALERT
         )
         self.outbound.add(created)
 
@@ -235,7 +249,15 @@ class Gateway:
                     base_url=lambda: self.upkeep.base_url,
                     hostname=self.config.smtp.hostname,
                 ),
-                sla_api.create_router(self.store.engine, principal, clock=self.clock),
+                sla_api.create_router(
+                    self.store.engine, principal, clock=self.clock, settings=self.config.sla
+                ),
+                relaytest_api.create_router(
+                    principal,
+                    self.config.routes(),
+                    settings=self.config.relaytest,
+                    helo=self.config.smtp.hostname,
+                ),
             ],
         )
         server_config = uvicorn.Config(

@@ -21,6 +21,7 @@ from loadtest.cli import add_replay
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.evaluation import evaluate_corpus
 from loadtest.generate import generate
+from loadtest.relaytest_cli import add_relaytest
 from slamonitor.cli import add_commands as add_sla_commands
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=int, help="total messages (default: the scenario's)")
     p.set_defaults(func=cmd_simulate)
     add_replay(sub)
+    add_relaytest(sub)
 
     p = sub.add_parser("demo", help="start the gateway, replay a sample corpus, print reports")
     p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")

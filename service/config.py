@@ -16,8 +16,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from filters.policy import PolicyError, beside, format_validation_errors, read_document
+from loadtest.relaytest_api import RelayTestSettings
 from quarantine.config import QuarantineConfig
 from service.http import MetricsAuth
+from slamonitor.config import SlaSettings
 
 ENV_PREFIX = "MAILMOAT_"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
@@ -109,6 +111,8 @@ class GatewayConfig(_Section):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    relaytest: RelayTestSettings = Field(default_factory=RelayTestSettings)
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
 
     @field_validator("domains")

@@ -11,72 +11,40 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine, select
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import Field
+from sqlalchemy import Engine
 
 from slamonitor import claims as claim_store
 from slamonitor import tickets as ticket_store
+from slamonitor.api_common import (
+    MONTH,
+    Body,
+    Decision,
+    RowId,
+    not_found,
+    own,
+    require_operator,
+    visible,
+)
+from slamonitor.api_services import create_services_router
+from slamonitor.api_windows import create_windows_router
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.probe import Clock
 from slamonitor.report import build
 from store.principal import Principal
-from store.sla_tables import windows
-
-LATEST = 253_402_300_799.0
-"""9999-12-31T23:59:59Z: later instants cannot be shown as dates."""
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="row id")]
-"""Ids are SQLite INTEGERs: anything larger is a 422, never an overflow."""
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NewTicket(_Body):
+class NewTicket(Body):
     domain: str = Field(min_length=1, max_length=255)
     priority: str = Field(min_length=1, max_length=32)
     subject: str = Field(min_length=1, max_length=2000)
 
 
-class MessageRef(_Body):
+class MessageRef(Body):
     message_id: str = Field(min_length=1, max_length=32)
     domain: str = Field(min_length=1, max_length=255)
-
-
-class Decision(_Body):
-    confirmed: bool
-    reason: str | None = Field(None, max_length=2000)
-
-
-class NewWindow(_Body):
-    kind: Literal["dos", "maintenance", "suspension"]
-    start: float = Field(ge=0, le=LATEST, description="UNIX seconds")
-    end: float = Field(ge=0, le=LATEST, description="UNIX seconds, after start")
-    domain: str | None = Field(None, max_length=255, description="None: every domain")
-    reason: str = Field(min_length=1, max_length=2000)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "NewWindow":
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        if self.kind == "suspension" and self.domain is None:
-            raise ValueError("a suspension names its domain")
-        return self
-
-
-def _not_found(what: str) -> HTTPException:
-    return HTTPException(404, f"no such {what}")
-
-
-def _operator(principal: Principal) -> None:
-    if not principal.operator:
-        raise HTTPException(403, "only an operator may do this")
-
-
-def _visible(principal: Principal) -> frozenset[str] | None:
-    return None if principal.operator else principal.domains
 
 
 def create_router(
@@ -88,19 +56,13 @@ def create_router(
 ) -> APIRouter:
     """Routes under ``/sla``; ``principal`` is the authentication dependency."""
     config = settings or SlaSettings()
-    table = config.table()
     router = APIRouter(prefix="/sla", tags=["sla"])
     Caller = Annotated[Principal, Depends(principal)]
-
-    def own(caller: Principal, domain: str, what: str) -> str:
-        domain = domain.lower()
-        if not caller.sees(domain):
-            raise _not_found(what)
-        return domain
 
     @router.post("/tickets", status_code=201)
     def open_ticket(body: NewTicket, caller: Caller) -> dict[str, Any]:
         domain = own(caller, body.domain, "domain")
+        table = config.table(domain)
         try:
             priority = table.priority(body.priority).name
         except ValueError as exc:
@@ -116,10 +78,10 @@ def create_router(
         caller: Caller,
         domain: str | None = None,
         priority: str | None = None,
-        month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+        month: Annotated[str | None, Query(pattern=MONTH)] = None,
         answered: bool | None = None,
     ) -> list[dict[str, Any]]:
-        domains = _visible(caller)
+        domains = visible(caller)
         if domain is not None:
             domains = frozenset({own(caller, domain, "domain")})
         period = Month.parse(month, config.timezone) if month else None
@@ -133,7 +95,7 @@ def create_router(
         caller: Principal, ticket: ticket_store.Ticket | None
     ) -> ticket_store.Ticket:
         if ticket is None or not caller.sees(ticket.domain):
-            raise _not_found("ticket")
+            raise not_found("ticket")
         return ticket
 
     @router.get("/tickets/{ticket_id}")
@@ -145,7 +107,7 @@ def create_router(
     def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
         with engine.begin() as conn:
             visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id))
-            _operator(caller)
+            require_operator(caller)
             ticket = ticket_store.respond(conn, ticket_id, caller.name, clock())
         assert ticket is not None
         return asdict(ticket)
@@ -163,7 +125,7 @@ def create_router(
                 )
                 claim = claim_store.get_claim(conn, claim_id)
         except claim_store.ClaimNotFound:
-            raise _not_found("message") from None
+            raise not_found("message") from None
         except claim_store.ClaimConflict as exc:
             raise HTTPException(409, str(exc)) from None
         assert claim is not None
@@ -182,16 +144,16 @@ def create_router(
         caller: Caller, kind: Literal["fp", "fn"] | None = None
     ) -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            return [asdict(c) for c in claim_store.list_claims(conn, kind, _visible(caller))]
+            return [asdict(c) for c in claim_store.list_claims(conn, kind, visible(caller))]
 
     def change(claim_id: int, caller: Principal, state: str, reason: str | None) -> dict[str, Any]:
         try:
             with engine.begin() as conn:
                 claim = claim_store.get_claim(conn, claim_id)
                 if claim is None or not caller.sees(claim.domain):
-                    raise _not_found("claim")
+                    raise not_found("claim")
                 if state != "withdrawn":
-                    _operator(caller)
+                    require_operator(caller)
                 updated = claim_store.set_state(conn, claim_id, state, caller.name, clock(), reason)
         except claim_store.ClaimConflict as exc:
             raise HTTPException(409, str(exc)) from None
@@ -202,7 +164,7 @@ def create_router(
         with engine.connect() as conn:
             claim = claim_store.get_claim(conn, claim_id)
         if claim is None or not caller.sees(claim.domain):
-            raise _not_found("claim")
+            raise not_found("claim")
         return asdict(claim)
 
     @router.post("/claims/{claim_id}/withdraw")
@@ -213,41 +175,23 @@ def create_router(
     def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
         return change(claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason)
 
-    @router.post("/windows", status_code=201)
-    def declare_window(body: NewWindow, caller: Caller) -> dict[str, Any]:
-        _operator(caller)
-        values = body.model_dump() | {"domain": body.domain.lower() if body.domain else None}
-        row = {
-            "kind": values["kind"],
-            "domain": values["domain"],
-            "start_at": body.start,
-            "end_at": body.end,
-            "reason": body.reason,
-            "created_by": caller.name,
-            "created_at": clock(),
-        }
-        with engine.begin() as conn:
-            key = conn.execute(windows.insert().values(**row)).inserted_primary_key
-        assert key is not None
-        return {"id": int(key[0]), **row}
-
-    @router.get("/windows")
-    def list_windows(caller: Caller) -> list[dict[str, Any]]:
-        _operator(caller)
-        with engine.connect() as conn:
-            rows = conn.execute(select(windows).order_by(windows.c.start_at)).all()
-        return [dict(r._mapping) for r in rows]
-
     @router.get("/summary")
-    def summary(caller: Caller, domain: str | None = None) -> dict[str, Any]:
+    def summary(
+        caller: Caller,
+        domain: str | None = None,
+        month: Annotated[str | None, Query(pattern=MONTH)] = None,
+    ) -> dict[str, Any]:
+        """The SLA report of ``month`` (default: the current one, to date)."""
         if domain is None:
-            _operator(caller)
+            require_operator(caller)
         else:
             domain = own(caller, domain, "domain")
         now = clock()
-        report = build(
-            engine, Month.containing(now, config.timezone), config, now=now, domain=domain
+        period = (
+            Month.parse(month, config.timezone) if month else Month.containing(now, config.timezone)
         )
-        return report.data
+        return build(engine, period, config, now=now, domain=domain).data
 
+    router.include_router(create_windows_router(engine, principal, clock=clock))
+    router.include_router(create_services_router(engine, principal, clock=clock, settings=config))
     return router

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slamonitor.business import BusinessHours
 from slamonitor.helpdesk import TABLES, HelpdeskTable
+from slamonitor.mailings import ReportSchedule
 from slamonitor.periods import zone
 
 
@@ -24,6 +25,17 @@ class SlaSettings(BaseModel):
         default_factory=BusinessHours,
         description="desk hours the 8-business-hour virus release target counts in",
     )
+    helpdesk_plans: dict[str, str] = Field(
+        default_factory=dict,
+        description="domain to the helpdesk table its support plan holds tickets to",
+    )
+    registered_users: dict[str, int] = Field(
+        default_factory=dict,
+        description="domain to the users the customer registered (billed on); usage is checked",
+    )
+    reports: ReportSchedule = Field(
+        default_factory=ReportSchedule, description="which reports are mailed to whom"
+    )
     live_cache_seconds: float = Field(
         300.0, gt=0, description="longest time /metrics reuses month-to-date figures"
     )
@@ -34,18 +46,38 @@ class SlaSettings(BaseModel):
         zone(value)
         return value
 
+    @field_validator("helpdesk_plans", "registered_users")
+    @classmethod
+    def _lower_domains(cls, value: dict[str, object]) -> dict[str, object]:
+        return {k.lower().strip("."): v for k, v in value.items()}
+
+    @field_validator("registered_users")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for domain, users in value.items():
+            if users < 1:
+                raise ValueError(f"{domain}: registered users must be at least 1, not {users}")
+        return value
+
     @model_validator(mode="after")
-    def _table_exists(self) -> SlaSettings:
+    def _tables_exist(self) -> SlaSettings:
         self.table()
+        for domain, name in self.helpdesk_plans.items():
+            self._named(name, f"helpdesk_plans.{domain}")
         return self
 
-    def table(self) -> HelpdeskTable:
+    def _named(self, name: str, key: str) -> HelpdeskTable:
         tables = {**TABLES, **{t.name: t for t in self.helpdesk_tables}}
-        if self.helpdesk_table not in tables:
-            raise ValueError(
-                f"helpdesk_table {self.helpdesk_table!r} is not one of {', '.join(sorted(tables))}"
-            )
-        return tables[self.helpdesk_table]
+        if name not in tables:
+            raise ValueError(f"{key} {name!r} is not one of {', '.join(sorted(tables))}")
+        return tables[name]
+
+    def table(self, domain: str | None = None) -> HelpdeskTable:
+        """The table tickets of ``domain`` are held to: its plan's, else the default."""
+        plan = self.helpdesk_plans.get(domain.lower()) if domain is not None else None
+        if plan is not None:
+            return self._named(plan, f"helpdesk_plans.{domain}")
+        return self._named(self.helpdesk_table, "helpdesk_table")
 
     @classmethod
     def load(cls, path: Path) -> SlaSettings:

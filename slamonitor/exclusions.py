@@ -1,10 +1,13 @@
 """Exclusion windows: when the contract says a service level is not measured, and why.
 
 SPEC 4: latency is not measured during a virus outbreak (virus:email above
-1:200 in a 5-minute period) or a denial-of-service period; no level is
-measured in a customer's first 30 days, during planned maintenance or during
-a suspension. Outbreaks are judged on all traffic, because an outbreak loads
-the whole service, not one customer.
+1:200 in a 5-minute period), a denial-of-service period or a configuration
+fault on the customer's side (their server refusing or timing out, their DNS,
+mail loops); no level is measured in a customer's first 30 days, during
+planned maintenance, a suspension or events beyond control. Outbreaks are
+judged on all traffic, because an outbreak loads the whole service, not one
+customer. Only confirmed windows exempt: the queue watch proposes customer
+faults and an operator confirms or rejects them.
 """
 
 from __future__ import annotations
@@ -26,18 +29,30 @@ OUTBREAK_RATIO = 1 / 200
 
 
 class Kind(enum.StrEnum):
-    """Why a window is excluded; the first two only exempt latency (SPEC 4)."""
+    """Why a window is excluded; outbreaks, DoS and customer faults only exempt latency."""
 
     OUTBREAK = "outbreak"
     DOS = "dos"
+    CUSTOMER_FAULT = "customer_fault"
     MAINTENANCE = "maintenance"
     SUSPENSION = "suspension"
+    BEYOND_CONTROL = "beyond_control"
     FIRST_30_DAYS = "first_30_days"
 
 
-LATENCY_ONLY = frozenset({Kind.OUTBREAK, Kind.DOS})
-DECLARED = (Kind.DOS, Kind.MAINTENANCE, Kind.SUSPENSION)
+class State(enum.StrEnum):
+    """A window's standing: proposed ones (from the probe) wait for an operator."""
+
+    PROPOSED = "proposed"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+LATENCY_ONLY = frozenset({Kind.OUTBREAK, Kind.DOS, Kind.CUSTOMER_FAULT})
+DECLARED = (Kind.DOS, Kind.CUSTOMER_FAULT, Kind.MAINTENANCE, Kind.SUSPENSION, Kind.BEYOND_CONTROL)
 """The kinds an operator declares over REST; the others are derived."""
+PER_DOMAIN = frozenset({Kind.CUSTOMER_FAULT, Kind.SUSPENSION})
+"""Kinds that are about one customer, so they must name its domain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +72,9 @@ class Window:
 def declared_and_grace(conn: Connection, month: Month, domain: str | None) -> list[Window]:
     """Declared windows and first-30-days periods overlapping ``month`` for ``domain`` (or all)."""
     start, end = month.start, month.end
-    query = select(windows).where(windows.c.start_at < end, windows.c.end_at > start)
+    query = select(windows).where(
+        windows.c.start_at < end, windows.c.end_at > start, windows.c.state == State.CONFIRMED
+    )
     if domain is not None:
         query = query.where(or_(windows.c.domain.is_(None), windows.c.domain == domain))
     found = [

@@ -7,7 +7,9 @@ told about a few messages in flight. When the rule first holds, the
 receiving server is probed (connect, EHLO, QUIT). A failed probe fires
 ``receiving_server_down`` and notifies the customer once; it is probed again
 at every sample until it answers, which resolves the alert. Everything is
-recorded in ``sla_queue_samples``, ``sla_probes`` and ``sla_alerts``.
+recorded in ``sla_queue_samples``, ``sla_probes`` and ``sla_alerts``. A
+failure on the customer's side also proposes a ``customer_fault`` exclusion
+window (see ``faults``) that lasts until the server answers again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Table
 
+from slamonitor import faults
 from slamonitor.probe import Clock, ProbeResult, Sleep, sleep, smtp_probe
 from store.sla_tables import alerts, probes, queue_samples
 
@@ -59,6 +62,7 @@ class QueueWatch:
         interval: float = 30.0,
         rule: RisingRule | None = None,
         probe_timeout: float = 10.0,
+        own_hostname: str | None = None,
     ) -> None:
         self.engine = engine
         self.lengths = lengths
@@ -69,6 +73,9 @@ class QueueWatch:
         self.interval = interval
         self.rule = rule or RisingRule()
         self.probe_timeout = probe_timeout
+        self.own_hostname = own_hostname
+        self._faults: dict[str, int] = {}
+        """domain -> id of the proposed customer_fault window still open."""
         self._history: dict[str, deque[int]] = {}
         self.firing: dict[tuple[str, str], bool] = {}
         """(alert, domain) -> firing, for gauges in this process."""
@@ -93,7 +100,9 @@ class QueueWatch:
         if route is None:
             result = ProbeResult(False, f"no receiving server configured for {domain}")
         else:
-            result = await smtp_probe(*route, timeout=self.probe_timeout)
+            result = await smtp_probe(
+                *route, timeout=self.probe_timeout, own_hostname=self.own_hostname
+            )
         row = {"at": at, "domain": domain, "ok": result.ok, "detail": result.detail}
         await asyncio.to_thread(self._write, probes, [row])
         return result
@@ -123,6 +132,7 @@ class QueueWatch:
     async def _check_server(self, domain: str, length: int, at: float, down: bool) -> None:
         result = await self._probe(domain, at)
         await self._alert(SERVER_DOWN, domain, not result.ok, result.detail, at)
+        await asyncio.to_thread(self._track_fault, domain, at, result)
         if not result.ok and not down:
             when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
             subject = f"Mail for {domain} is queuing: your mail server does not accept it"
@@ -132,6 +142,24 @@ class QueueWatch:
                 "Mail is kept and retried for up to 7 days; please check that server.\n"
             )
             await self.notify(domain, subject, body)
+
+    def _track_fault(self, domain: str, at: float, result: ProbeResult) -> None:
+        """Open, stretch or close the domain's proposed customer-fault window."""
+        open_id = self._faults.get(domain)
+        if open_id is None and not faults.is_customer_side(result):
+            return
+        with self.engine.begin() as conn:
+            if open_id is None:
+                # A restarted watch probes again after ``samples`` rising samples.
+                since = at - (self.rule.samples + 1) * self.interval
+                open_id = faults.still_open(conn, domain, since)
+            if open_id is None:
+                self._faults[domain] = faults.propose(conn, domain, at, result)
+                return
+            self._faults[domain] = open_id
+            faults.stretch(conn, open_id, at)
+        if not faults.is_customer_side(result):
+            del self._faults[domain]
 
     async def run(self) -> None:
         """Sample until cancelled; one failed sample is logged and the watch goes on."""

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine, select
 
-from slamonitor import accuracy, availability, helpdesk, virus_release
+from slamonitor import accuracy, availability, helpdesk, usage, virus_release
 from slamonitor.claims import FN, FP
 from slamonitor.config import SlaSettings
 from slamonitor.events import EventArrays, load_events
@@ -29,7 +29,7 @@ from slamonitor.exclusions import (
 )
 from slamonitor.latency import latency, period_averages
 from slamonitor.periods import Month
-from slamonitor.tickets import list_tickets
+from slamonitor.tickets import Ticket, list_tickets
 from store.sla_tables import alerts, queue_samples
 
 
@@ -110,6 +110,28 @@ def _alerts(conn: Connection, month: Month, domain: str | None) -> list[dict[str
     ]
 
 
+def _helpdesk(
+    settings: SlaSettings, tickets: list[Ticket], domain: str | None, now: float
+) -> dict[str, object]:
+    """Tickets held to their domain's table: the default one, plus one entry per other plan."""
+    default = settings.table(domain)
+    by_table: dict[str, tuple[helpdesk.HelpdeskTable, list[helpdesk.TicketTimes]]] = {
+        default.name: (default, [])
+    }
+    for t in tickets:
+        table = settings.table(t.domain)
+        by_table.setdefault(table.name, (table, []))[1].append(t.times)
+    result: dict[str, object] = {
+        "table": default.name,
+        "priorities": helpdesk.measure(default, by_table.pop(default.name)[1], now),
+    }
+    if by_table:
+        result["plans"] = {
+            name: helpdesk.measure(table, times, now) for name, (table, times) in by_table.items()
+        }
+    return result
+
+
 def build(
     engine: Engine, month: Month, settings: SlaSettings, *, now: float, domain: str | None = None
 ) -> Report:
@@ -127,16 +149,16 @@ def build(
     traffic = int(np.count_nonzero(measured))
     spam_traffic = int(np.count_nonzero(measured & ~events.virus))
     escaped = int(np.count_nonzero(events.selected & events.virus & events.delivered))
-    table = settings.table()
     with engine.connect() as conn:
         fp = accuracy.measure(conn, FP, month, domain, traffic, found)
         fn = accuracy.measure(conn, FN, month, domain, spam_traffic, found)
         avail = availability.measure(conn, month, domain, found)
         domains = None if domain is None else frozenset({domain})
-        tickets = [t.times for t in list_tickets(conn, domains, month=month)]
+        tickets = list_tickets(conn, domains, month=month)
         releases = virus_release.measure(conn, month, domain, settings.virus_release_hours, now)
         queues = _queues(conn, month, domain)
         alert_rows = _alerts(conn, month, domain)
+        used = usage.measure(conn, month, domain, settings.registered_users)
     data: dict[str, object] = {
         "month": month.label,
         "time_zone": month.tz,
@@ -160,12 +182,10 @@ def build(
                 "met": escaped == 0,
             },
             "availability": avail.to_dict(),
-            "helpdesk": {
-                "table": table.name,
-                "priorities": helpdesk.measure(table, tickets, now),
-            },
+            "helpdesk": _helpdesk(settings, tickets, domain, now),
             "virus_release": releases,
         },
+        "usage": used,
         "exclusions": excluded,
         "alerts": alert_rows,
     }

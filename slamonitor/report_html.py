@@ -98,6 +98,10 @@ def _level_rows(levels: dict[str, dict[str, object]]) -> list[tuple[str, dict[st
             priorities = level["priorities"]
             assert isinstance(priorities, dict)
             rows += [(f"helpdesk {p} ({level['table']})", v) for p, v in priorities.items()]
+            plans = level.get("plans", {})
+            assert isinstance(plans, dict)
+            for table, by_priority in plans.items():
+                rows += [(f"helpdesk {p} ({table})", v) for p, v in by_priority.items()]
         else:
             rows.append((name, level))
     return rows
@@ -143,6 +147,16 @@ def render(report: Report) -> str:
             w["reason"],
         )
         out.append("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>")
+    out.append(
+        "</table><h2>Registered users and usage</h2><table><tr><th>domain</th>"
+        "<th>registered</th><th>scanned recipients</th><th>bands</th><th>exceeds</th></tr>"
+    )
+    usage = data["usage"]
+    assert isinstance(usage, dict)
+    for domain, u in usage.items():
+        bands = f"{u['registered_band']} / {u['actual_band']}"
+        row = (domain, u["registered_users"], u["scanned_recipients"], bands, u["exceeds"])
+        out.append("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>")
     out.append("</table><h2>Plots</h2>")
     for alt, png in (
         ("latency distribution", latency_plot(report)),

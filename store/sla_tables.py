@@ -25,13 +25,27 @@ windows = Table(
     "sla_windows",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False, comment="dos | maintenance | suspension"),
+    Column(
+        "kind",
+        String(16),
+        nullable=False,
+        comment="dos | maintenance | suspension | customer_fault | beyond_control",
+    ),
     Column("domain", String(255), comment="NULL: every domain"),
     Column("start_at", Float, nullable=False),
     Column("end_at", Float, nullable=False),
     Column("reason", Text, nullable=False),
     Column("created_by", String(255), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column(
+        "state",
+        String(16),
+        nullable=False,
+        server_default="confirmed",
+        comment="proposed | confirmed | rejected: only confirmed windows exempt",
+    ),
+    Column("decided_by", String(255)),
+    Column("decided_at", Float),
 )
 Index("ix_sla_windows_time", windows.c.start_at, windows.c.end_at)
 
@@ -133,3 +147,43 @@ alerts = Table(
     Column("detail", Text, nullable=False),
 )
 Index("ix_sla_alerts_at", alerts.c.at)
+
+notices = Table(
+    "sla_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="maintenance | emergency"),
+    Column("domain", String(255), comment="NULL: every customer"),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_sla_notices_end", notices.c.end_at)
+
+report_mailings = Table(
+    "sla_report_mailings",
+    metadata,
+    Column("kind", String(16), primary_key=True, comment="sla_monthly | antispam"),
+    Column("domain", String(255), primary_key=True, comment="* for the all-customer report"),
+    Column("label", String(16), primary_key=True, comment="period: 2026-11 or 2026-W47"),
+    Column("recipient", String(320), nullable=False),
+    Column("sent_at", Float, nullable=False),
+)
+
+usage_recipients = Table(
+    "sla_usage_recipients",
+    metadata,
+    Column("month", String(7), primary_key=True, comment="2026-11 in the SLA time zone"),
+    Column("domain", String(255), primary_key=True),
+    Column("address", String(320), primary_key=True, comment="lower-cased recipient"),
+)
+
+usage_progress = Table(
+    "sla_usage_progress",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="always 1"),
+    Column("last_event_id", Integer, nullable=False, comment="events up to here are counted"),
+)

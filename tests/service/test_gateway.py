@@ -12,6 +12,7 @@ import aiosmtplib
 import httpx
 import pytest
 
+from quarantine import tokens
 from service.app import Gateway
 from tests.service.gatewayfixtures import (
     RawSession,
@@ -349,3 +350,21 @@ async def test_promtool_accepts_the_gateways_metrics(
     )  # fmt: skip
     out, _ = await check.communicate(text.encode())
     assert check.returncode == 0, out.decode()
+
+
+async def test_the_running_gateway_holds_tickets_to_the_configured_helpdesk_table(
+    start_gateway: Start,
+) -> None:
+    gateway = await start_gateway(
+        sla={"helpdesk_table": "mithi-priority", "helpdesk_plans": {"other.test": "telstra"}}
+    )
+    _, token = gateway.store.write(
+        tokens.create, name="ops", operator=True, domains=[], now=gateway.clock()
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway.http_port}") as http:
+        s1 = {"domain": "example.test", "priority": "S1", "subject": "all mail bounces"}
+        opened = await http.post("/sla/tickets", json=s1, headers=auth)
+        assert opened.status_code == 201, opened.text
+        refused = await http.post("/sla/tickets", json=s1 | {"domain": "other.test"}, headers=auth)
+        assert refused.status_code == 422 and "table telstra has" in refused.json()["detail"]

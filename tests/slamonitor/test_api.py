@@ -137,7 +137,7 @@ async def test_false_positive_claim_flow(engine: Engine, http: httpx.AsyncClient
     assert (await http.get("/sla/claims", headers=OTHER)).json() == []
 
 
-async def test_windows_are_operator_only(http: httpx.AsyncClient) -> None:
+async def test_declaring_windows_is_operator_only(http: httpx.AsyncClient) -> None:
     window = {"kind": "maintenance", "start": NOV, "end": NOV + 3600, "reason": "upgrade"}
     assert_problem(await http.post("/sla/windows", headers=ACME, json=window), 403)
     created = await http.post("/sla/windows", headers=OPS, json=window)
@@ -147,6 +147,7 @@ async def test_windows_are_operator_only(http: httpx.AsyncClient) -> None:
         await http.post("/sla/windows", headers=OPS, json=window | {"kind": "suspension"}), 422
     )
     assert len((await http.get("/sla/windows", headers=OPS)).json()) == 1
+    assert len((await http.get("/sla/windows", headers=ACME)).json()) == 1  # global: all see it
 
 
 async def test_summary_is_month_to_date_for_a_visible_domain(

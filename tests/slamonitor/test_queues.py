@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
+import aiosmtplib
 import pytest
 from sqlalchemy import Engine, select
 
-from slamonitor import availability
+from slamonitor import availability, faults
 from slamonitor.availability import AvailabilityProbe
+from slamonitor.exclusions import Kind, State
 from slamonitor.periods import Month
+from slamonitor.probe import Cause, probe_cause, smtp_probe
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
 from store.sla_tables import alerts, probes, queue_samples
 from tests.slamonitor.conftest import NOV
@@ -149,3 +153,62 @@ async def test_availability_probe_records_up_and_down(engine: Engine, sink: Reco
     with engine.connect() as conn:
         result = availability.measure(conn, Month(2026, 11), None, [])
     assert (result.samples, result.up, result.share) == (4, 3, 0.75)
+
+
+async def test_a_refusing_server_proposes_a_customer_fault_until_it_answers(
+    engine: Engine, sink: RecordingSink
+) -> None:
+    h = Harness(engine, sink)
+    sink.stop()
+    await h.samples(11, 12, 13)  # third sample: rising, probed, refused
+    failed_at = h.clock.now
+    await h.samples(14)
+    with engine.connect() as conn:
+        [proposed] = faults.listing(conn, None, State.PROPOSED)
+    assert (proposed.kind, proposed.domain) == (Kind.CUSTOMER_FAULT, "acme.test")
+    assert (proposed.start_at, proposed.end_at) == (failed_at, failed_at + 30)
+    assert "refused" in proposed.reason and proposed.created_by == faults.PROPOSER
+    sink.start()
+    await h.samples(15)  # answers again: the window closes at this probe
+    await h.samples(16)  # later samples leave it alone
+    with engine.connect() as conn:
+        [closed] = faults.listing(conn, None, None)
+    assert closed.end_at == failed_at + 60 and closed.state == State.PROPOSED
+
+
+async def test_a_healthy_server_proposes_nothing(engine: Engine, sink: RecordingSink) -> None:
+    h = Harness(engine, sink)
+    await h.samples(11, 12, 13, 14)
+    with engine.connect() as conn:
+        assert faults.listing(conn, None, None) == []
+
+
+async def test_a_server_greeting_as_this_gateway_is_a_mail_loop(sink: RecordingSink) -> None:
+    looped = await smtp_probe(sink.host, sink.port, timeout=5.0, own_hostname="SINK.test")
+    assert (looped.ok, looped.cause) == (False, Cause.LOOP)
+    assert (await smtp_probe(sink.host, sink.port, timeout=5.0, own_hostname="gw.test")).ok
+
+
+async def test_probe_failures_are_classified(sink: RecordingSink) -> None:
+    sink.stop()
+    refused = await smtp_probe(sink.host, sink.port, timeout=5.0)
+    assert (refused.ok, refused.cause) == (False, Cause.REFUSED)
+    # A name that does not resolve, as aiosmtplib reports it (no lookup leaves the machine).
+    unresolved = aiosmtplib.SMTPConnectError("Error connecting to mx.acme.test on port 25")
+    unresolved.__cause__ = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert probe_cause(unresolved) == Cause.DNS
+    assert probe_cause(aiosmtplib.SMTPResponseException(554, "go away")) == Cause.REJECTED
+
+
+async def test_a_restarted_watch_goes_on_with_the_open_proposal(
+    engine: Engine, sink: RecordingSink
+) -> None:
+    h = Harness(engine, sink)
+    sink.stop()
+    await h.samples(11, 12, 13)
+    restarted = Harness(engine, sink)  # a new process: nothing in memory
+    restarted.clock.now = h.clock.now
+    await restarted.samples(14, 15, 16)
+    with engine.connect() as conn:
+        [window] = faults.listing(conn, None, None)
+    assert window.end_at == restarted.clock.now

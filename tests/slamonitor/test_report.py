@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
-from slamonitor.cli import add_commands
-from store.sla_tables import queue_samples, tickets
+from slamonitor.cli import add_commands, write_report
+from slamonitor.config import SlaSettings
+from slamonitor.periods import Month
+from store.sla_tables import queue_samples, services, tickets
 from store.store import MIGRATIONS
 from tests.slamonitor.conftest import NOV, event, insert
 
@@ -96,3 +98,59 @@ def test_migration_0002_down_and_up(engine: Engine) -> None:
         assert not [t for t in inspect(conn).get_table_names() if t.startswith("sla_")]
         command.upgrade(config, "0002")
         assert "sla_claims" in inspect(conn).get_table_names()
+
+
+def test_service_command_records_and_lists_start_dates(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "gateway.db")
+    args = parser().parse_args(
+        ["sla", "service", "ACME.test", "--start", "2026-11-01T09:00", "--db", db,
+         "--timezone", "Europe/Paris"]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(services.c.domain, services.c.started_at)).all() == [
+            ("acme.test", NOV + 8 * 3600)
+        ]
+    out = capsys.readouterr().out
+    assert "acme.test: started 2026-11-01T09:00:00+01:00" in out
+    assert "measured from 2026-12-01T09:00:00+01:00" in out
+    listing = parser().parse_args(["sla", "service", "--db", db])
+    assert listing.func(listing) == 0
+    assert "acme.test: started 2026-11-01T08:00:00+00:00" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["acme.test"], "give --start DATE"),
+        (["acme.test", "--start", "1 Nov"], "--start must be a date like 2026-11-01"),
+    ],
+)
+def test_service_command_errors(
+    engine: Engine, tmp_path: Path, argv: list[str], error: str
+) -> None:
+    args = parser().parse_args(["sla", "service", *argv, "--db", str(tmp_path / "gateway.db")])
+    with pytest.raises(ValueError, match=error):
+        args.func(args)
+
+
+def test_html_report_shows_usage_and_every_helpdesk_plan(engine: Engine, tmp_path: Path) -> None:
+    insert(engine, [event("a", NOV + 60, 1.0, domain="acme.test")])
+    with engine.begin() as conn:
+        conn.execute(
+            tickets.insert(),
+            [
+                {"domain": d, "priority": p, "subject": "x", "opened_by": "c", "opened_at": NOV}
+                for d, p in (("acme.test", "S1"), ("other.test", "Critical"))
+            ],
+        )
+    settings = SlaSettings(
+        helpdesk_plans={"acme.test": "mithi-priority"}, registered_users={"acme.test": 12}
+    )
+    out = tmp_path / "r.html"
+    write_report(engine, Month(2026, 11), settings, now=NOV + 86400, html_out=out)
+    page = out.read_text()
+    assert "helpdesk S1 (mithi-priority)" in page and "helpdesk Critical (telstra)" in page
+    assert "<td>acme.test</td><td>12</td><td>0</td><td>20 / 5</td><td>False</td>" in page
