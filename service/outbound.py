@@ -24,7 +24,7 @@ from filters.lists import domain_of
 from service.config import DeliveryConfig
 from service.delivery import SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
-from service.metrics import GatewayMetrics
+from service.metrics import AttemptResult, GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
 from store import backoff
@@ -142,6 +142,7 @@ class DeliveryQueue:
                 self.writer.store.finish_delivery, delivery, DeliveryState.DELIVERED, self.clock()
             )
             self._done(delivery)
+            self.metrics.attempt(item.domain, AttemptResult.DELIVERED)
             log.debug(
                 "delivered",
                 extra={

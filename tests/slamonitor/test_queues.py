@@ -10,9 +10,11 @@ from sqlalchemy import Engine, select
 
 from slamonitor import availability
 from slamonitor.availability import AvailabilityProbe
+from slamonitor.exclusions import Kind, Window
 from slamonitor.periods import Month
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
 from store.sla_tables import alerts, probes, queue_samples
+from store.sla_tables import availability as availability_table
 from tests.slamonitor.conftest import NOV
 from tests.smtpsink import RecordingSink, started_sink
 
@@ -149,3 +151,19 @@ async def test_availability_probe_records_up_and_down(engine: Engine, sink: Reco
     with engine.connect() as conn:
         result = availability.measure(conn, Month(2026, 11), None, [])
     assert (result.samples, result.up, result.share) == (4, 3, 0.75)
+
+
+def test_availability_counts_the_gateways_own_outage(engine: Engine) -> None:
+    """The probe dies with the gateway: ten minutes without samples are ten failed minutes."""
+    start = Month(2026, 11).start + 3600
+    times = [start + 60 * i for i in range(5)] + [start + 60 * (4 + 10 + i) for i in range(5)]
+    with engine.begin() as conn:
+        for at in times:
+            conn.execute(availability_table.insert().values(at=at, up=True, detail="ok"))
+    with engine.connect() as conn:
+        result = availability.measure(conn, Month(2026, 11), None, [])
+        # A maintenance window over the outage takes the missing minutes out, not in.
+        window = Window(Kind.MAINTENANCE, start + 300, start + 840, None, "planned")
+        excused = availability.measure(conn, Month(2026, 11), None, [window])
+    assert (result.samples, result.up, result.missing) == (19, 10, 9)
+    assert (excused.samples, excused.up, excused.missing) == (10, 10, 0)
