@@ -4,8 +4,9 @@ Makes the sample corpora (a training one and a different one to replay),
 trains a model if there is none, starts the gateway from
 ``examples/gateway.toml`` (SMTP 2525, HTTP 8025, example.test delivered to
 127.0.0.1:2526), replays the sample through it into the replay tool's own
-sink on 2526, feeds the labels to the SLA monitor, prints the replay summary
-and the month's SLA report, then leaves the gateway running until Ctrl-C.
+sink on 2526, feeds the labels to the SLA monitor, prints the replay summary,
+the month's SLA report and a readable tail of the gateway's JSON log (kept
+whole in ``data/gateway.log``), then leaves the gateway running until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from loadtest.report import summarize, summary_table, write_html, write_json
 from loadtest.schedule import Bounds
 from quarantine import tokens
 from service.app import Gateway
-from service.config import load_config
+from service.config import GatewayConfig, load_config
+from service.logs import configure, readable, stop
 from slamonitor.cli import write_report
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
@@ -37,6 +39,7 @@ from store.sla_tables import services
 
 console = Console()
 TRAIN_COUNT, REPLAY_COUNT = 600, 300
+LOG_TAIL = 12
 
 
 def prepare_data(data: Path, model: Path) -> Path:
@@ -57,11 +60,27 @@ def prepare_data(data: Path, model: Path) -> Path:
     return sample
 
 
+def log_tail(path: Path, lines: int = LOG_TAIL) -> str:
+    """The last ``lines`` of the gateway's JSON log, one readable line each."""
+    every = path.read_text(encoding="utf-8").splitlines()
+    shown = "\n".join(f"  {readable(line)}" for line in every[-lines:])
+    return f"gateway log (last {min(lines, len(every))} of {len(every)} lines, {path}):\n{shown}"
+
+
 async def run(config_path: Path | None) -> int:
     config = load_config(config_path)
     data = config.store.path.parent
     model = config.filter.model or data / "model.npz"
     sample = prepare_data(data, model)
+    # JSON lines into a file: the terminal gets the summary, then a readable tail.
+    listener = configure(path=data / "gateway.log")
+    try:
+        return await _run(config, data, sample)
+    finally:
+        stop(listener)
+
+
+async def _run(config: GatewayConfig, data: Path, sample: Path) -> int:
     gateway = Gateway(config)
     await gateway.start()
     try:
@@ -99,6 +118,8 @@ async def run(config_path: Path | None) -> int:
             if "measured" in level:
                 console.print(f"  {name:18} measured {level['measured']!s:>22}  "
                               f"target {level['target']!s:>8}  met {level['met']}")  # fmt: skip
+        await asyncio.sleep(0.2)  # the log thread writes what the replay left queued
+        print(log_tail(data / "gateway.log"), flush=True)
         _, token = gateway.store.write(tokens.create, name="demo-operator", operator=True,
                                        domains=[], now=now)  # fmt: skip
         base = f"http://127.0.0.1:{gateway.http_port}"

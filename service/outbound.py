@@ -175,7 +175,9 @@ class DeliveryQueue:
         )
         heapq.heappush(self._heap, (again.next_attempt_at, again.id, again))
         self._wake.set()
-        log.info(
+        # Debug: a stuck downstream defers every message every retry (thousands of lines);
+        # the attempts counter and the queue-age alert tell operators, one line per message.
+        log.debug(
             "deferred",
             extra={
                 "delivery": delivery.id,
