@@ -1,7 +1,7 @@
 """``mailmoat demo``: the whole product on embedded defaults, in one command.
 
-Makes the sample corpora (a training one and a different one to replay),
-trains a model if there is none, starts the gateway from
+Makes the sample corpus to replay, trains a model on a different built-in
+sample if there is none, starts the gateway from
 ``examples/gateway.toml`` (SMTP 2525, HTTP 8025, example.test delivered to
 127.0.0.1:2526), replays the sample through it into the replay tool's own
 sink on 2526, feeds the labels to the SLA monitor, prints the replay summary,
@@ -19,8 +19,6 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy.dialects.sqlite import insert
 
-from filters.mail import Mail
-from filters.model import train
 from loadtest.corpus import read_corpus
 from loadtest.envelopes import prepare
 from loadtest.feed import feed
@@ -31,6 +29,8 @@ from loadtest.schedule import Bounds
 from quarantine import tokens
 from service.app import Gateway
 from service.config import GatewayConfig, load_config
+from service.firstrun import SAMPLE_COUNT, train_sample
+from service.lock import store_lock
 from service.logs import configure, readable, stop
 from slamonitor.cli import write_report
 from slamonitor.config import SlaSettings
@@ -38,25 +38,19 @@ from slamonitor.periods import Month
 from store.sla_tables import services
 
 console = Console()
-TRAIN_COUNT, REPLAY_COUNT = 600, 300
+REPLAY_COUNT = 300
 LOG_TAIL = 12
 
 
 def prepare_data(data: Path, model: Path) -> Path:
-    """The corpora and the model, made once; returns the corpus to replay."""
-    training, sample = data / "demo-train", data / "demo-corpus"
-    if not (training / "labels.tsv").exists():
-        generate(training, TRAIN_COUNT, seed=1)
+    """The replay corpus and the model, made once; returns the corpus to replay."""
+    sample = data / "demo-corpus"
     if not (sample / "labels.tsv").exists():
         # One virus in 300: above 1 in 200 the SLA monitor would call the replay an outbreak.
         generate(sample, REPLAY_COUNT, seed=7, viruses=1)
     if not model.exists():
-        console.print(f"[bold]training[/] a model on {training} ...")
-        labelled = (
-            (Mail.from_file_bytes(i.data), i.label == "spam") for i in read_corpus(training)
-        )
-        model.parent.mkdir(parents=True, exist_ok=True)
-        train(labelled, seed=1, corpus=str(training)).save(model)
+        console.print(f"[bold]training[/] a model on the built-in sample ({SAMPLE_COUNT} messages)")
+        console.print(train_sample(model))
     return sample
 
 
@@ -73,11 +67,12 @@ async def run(config_path: Path | None) -> int:
     model = config.filter.model or data / "model.npz"
     sample = prepare_data(data, model)
     # JSON lines into a file: the terminal gets the summary, then a readable tail.
-    listener = configure(path=data / "gateway.log")
-    try:
-        return await _run(config, data, sample)
-    finally:
-        stop(listener)
+    with store_lock(config.store.path):
+        listener = configure(path=data / "gateway.log")
+        try:
+            return await _run(config, data, sample)
+        finally:
+            stop(listener)
 
 
 async def _run(config: GatewayConfig, data: Path, sample: Path) -> int:
