@@ -24,7 +24,8 @@ from loadtest.envelopes import prepare
 from loadtest.feed import feed
 from loadtest.generate import generate
 from loadtest.replay import ReplayConfig, replay
-from loadtest.report import summarize, summary_table, write_html, write_json
+from loadtest.report import summarize, summary_table, write_json
+from loadtest.report_html import write_html
 from loadtest.schedule import Bounds
 from quarantine import tokens
 from service.app import Gateway
@@ -63,6 +64,9 @@ def log_tail(path: Path, lines: int = LOG_TAIL) -> str:
 
 async def run(config_path: Path | None) -> int:
     config = load_config(config_path)
+    # The replayed recipients are made up: no welcome notices or digests for them.
+    quiet = config.quarantine.model_copy(update={"notify_new_accounts": False, "digests": False})
+    config = config.model_copy(update={"quarantine": quiet})
     data = config.store.path.parent
     model = config.filter.model or data / "model.npz"
     sample = prepare_data(data, model)
@@ -90,7 +94,7 @@ async def _run(config: GatewayConfig, data: Path, sample: Path) -> int:
         summary = summarize(result, corpus=str(sample))
         console.print(summary_table(summary))
         write_json(summary, data / "demo-replay.json")
-        write_html(summary, result, data / "demo-replay.html")
+        write_html(summary, result, data / "demo-replay.html", data / "demo-replay.json")
         fed = await asyncio.to_thread(feed, config.store.path, result)
         now = time.time()
         # The contract does not measure a customer's first 30 days; the demo's example.test

@@ -119,3 +119,14 @@ async def test_undeliverable_mail_expires_after_7_days_with_a_dsn(env: Env) -> N
     assert state == "expired" and "451" in error
     dsn = [r for r in await env.delivered_to("alice@sender.test") if r.mail_from == "<>"]
     assert dsn and b"Action: failed" in dsn[0].data
+
+
+async def test_a_replay_gateway_sends_no_digests(env: Env) -> None:
+    """digests = false: made-up recipients of a replayed corpus get no digest mail."""
+    await env.hold_spam(subject="held one")
+    env.clock.advance(DAY)
+    quiet = env.gateway.upkeep.config.model_copy(update={"digests": False})
+    env.gateway.upkeep.config = quiet
+    assert await env.gateway.upkeep.send_digests() == 0
+    env.gateway.upkeep.config = quiet.model_copy(update={"digests": True})
+    assert await env.gateway.upkeep.send_digests() == 1
