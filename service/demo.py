@@ -36,6 +36,7 @@ from service.logs import configure, readable, stop
 from slamonitor.cli import write_report
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
+from slamonitor.report_html import share
 from store.sla_tables import services
 
 console = Console()
@@ -115,8 +116,9 @@ async def _run(config: GatewayConfig, data: Path, sample: Path) -> int:
         console.print(f"[bold]SLA month to date[/] ({fed} labelled messages from the replay):")
         for name, level in levels.items():
             if "measured" in level:
-                console.print(f"  {name:18} measured {level['measured']!s:>22}  "
-                              f"target {level['target']!s:>8}  met {level['met']}")  # fmt: skip
+                verdict = {True: "met", False: "missed", None: "not measured"}[level["met"]]
+                console.print(f"  {name.replace('_', ' '):16} {share(level['measured']):>13}"
+                              f"  target {share(level['target']):>8}  {verdict}")  # fmt: skip
         await asyncio.sleep(0.2)  # the log thread writes what the replay left queued
         print(log_tail(data / "gateway.log"), flush=True)
         _, token = gateway.store.write(tokens.create, name="demo-operator", operator=True,

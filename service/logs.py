@@ -69,6 +69,8 @@ def configure(level: str = "INFO", path: Path | None = None) -> logging.handlers
     root.setLevel(level)
     # aiosmtpd logs every command at INFO; our one line per message says what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Alembic says which dialect it uses every time a store is opened (CLI commands, feeds).
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     listener.start()
     return listener
 
@@ -93,5 +95,9 @@ def readable(line: str) -> str:
     logger = str(entry.pop("logger", "")).removeprefix("mailmoat.")
     msg = str(entry.pop("msg", ""))
     entry.pop("exception", None)
-    extra = " ".join(f"{k}={v}" for k, v in entry.items() if v not in (None, "", [], {}))
+    extra = " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in entry.items()
+        if v not in (None, "", [], {})
+    )
     return f"{when} {level:7} {logger}: {msg}" + (f"  {extra}" if extra else "")

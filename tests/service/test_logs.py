@@ -37,6 +37,8 @@ def test_readable_line() -> None:
     line = JsonFormatter().format(record("filtered", queue_id="Q1", symbols=[], score=1.5))
     text = readable(line)
     assert text.endswith("info    smtp: filtered  queue_id=Q1 score=1.5")
+    line = JsonFormatter().format(record("filtered", symbols=["A", "B"]))
+    assert readable(line).endswith("filtered  symbols=A,B")
     assert readable("not json\n") == "not json"
 
 
