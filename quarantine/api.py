@@ -75,6 +75,7 @@ def create_router(
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Page:
+        """Held mail the caller may see, newest first; filters combine; `cursor` pages on."""
         filters = Filters(
             recipient, sender, since.timestamp() if since else None,
             until.timestamp() if until else None, kind, min_score, max_score, state,
@@ -87,21 +88,27 @@ def create_router(
 
     @router.get("/quarantine/{held_id}", response_model=HeldDetail)
     async def read_held(held_id: HeldId, who: Principal = caller) -> HeldDetail:
+        """One held message: headers, text parts, attachments, hits and why it was held."""
         found = await guarded(quarantine.get(who, held_id), "message")
         return HeldDetail(**HeldOut.of(found.summary).model_dump(), **detail_of(found))
 
     @router.post("/quarantine/{held_id}/release", response_model=ReleaseOut)
     async def release(held_id: HeldId, body: ReleaseIn, who: Principal = caller) -> ReleaseOut:
+        """Deliver a held message, unfiltered: to its recipients, or `to` in the customer's
+        domains. Idempotent.
+        """
         done = await guarded(quarantine.release(who, held_id, body.to, body.reason), "message")
         return ReleaseOut(released=done.released, to=list(done.targets), detail=done.detail)
 
     @router.delete("/quarantine/{held_id}", response_model=DeleteOut)
     async def delete(held_id: HeldId, who: Principal = caller) -> DeleteOut:
+        """Delete a held message; deleting one already gone does nothing."""
         gone = await guarded(quarantine.delete(who, held_id), "message")
         return DeleteOut(deleted=gone, detail="deleted" if gone else "not held; nothing done")
 
     @router.post("/quarantine/bulk", response_model=BulkOut)
     async def bulk(body: BulkIn, who: Principal = caller) -> BulkOut:
+        """Release or delete many messages; each id gets its own result."""
         results: dict[str, dict[str, Any]] = {}
         for held_id in dict.fromkeys(body.ids):
             try:
@@ -122,6 +129,7 @@ def create_router(
     async def list_sender(
         held_id: HeldId, body: SenderIn, who: Principal = caller
     ) -> list[EntryOut]:
+        """Put the message's sender on the user's or domain's whitelist or blacklist."""
         made = await guarded(quarantine.sender_to_list(who, held_id, body.list, body.scope),
                              "message")  # fmt: skip
         return [entry_out(e) for e in made]
@@ -131,6 +139,7 @@ def create_router(
     async def request_release(
         held_id: HeldId, body: RequestIn, who: Principal = caller
     ) -> RequestOut:
+        """A customer asks an operator to release a quarantined virus, with a reason."""
         made = await guarded(quarantine.request_release(who, held_id, body.reason, body.to),
                              "message")  # fmt: skip
         return request_out(made)
@@ -139,20 +148,26 @@ def create_router(
     async def list_requests(
         who: Principal = caller, status: Literal["pending", "released", "refused"] | None = None
     ) -> list[RequestOut]:
+        """Virus release requests, optionally by status (operators see every domain)."""
         return [request_out(r) for r in await quarantine.release_requests(who, status)]
 
     @router.post("/release-requests/{request_id}/decision", response_model=RequestOut)
     async def decide(request_id: str, body: DecisionIn, who: Principal = caller) -> RequestOut:
+        """An operator approves (the message is released) or refuses a release request."""
         done = await guarded(quarantine.decide(who, request_id, body.approve, body.reason),
                              "release request")  # fmt: skip
         return request_out(done)
 
     @router.get("/lists", response_model=list[EntryOut])
     async def list_entries(who: Principal = caller) -> list[EntryOut]:
+        """Sender list entries of the caller's domains, users and groups."""
         return [entry_out(e) for e in await quarantine.entries(who)]
 
     @router.post("/lists", response_model=EntryOut, status_code=201)
     async def add_entry(body: EntryIn, who: Principal = caller) -> EntryOut:
+        """Add a sender to a white- or blacklist of a user, group or domain; effective on the
+        next message.
+        """
         domain = body.domain.lower().strip(".")
         owner = domain if body.scope == "domain" else (body.owner or "").strip().lower()
         if body.scope == "user" and domain_of(owner) != domain:
@@ -168,6 +183,7 @@ def create_router(
 
     @router.delete("/lists/{entry_id}", status_code=204)
     async def remove_entry(entry_id: EntryId, who: Principal = caller) -> None:
+        """Remove a sender list entry."""
         await guarded(quarantine.remove_entry(who, entry_id), "list entry")
 
     def _account_out(a: Any) -> AccountOut:
@@ -182,6 +198,7 @@ def create_router(
 
     @router.get("/accounts", response_model=list[AccountOut])
     async def list_accounts(who: Principal = caller) -> list[AccountOut]:
+        """Quarantine accounts (recipients with held mail) and their digest settings."""
         domains = None if who.operator else sorted(who.domains)
         return [_account_out(a) for a in await quarantine.read(accounts.find, domains)]
 
@@ -202,6 +219,7 @@ def create_router(
     async def report(
         domain: str, since: datetime, until: datetime, who: Principal = caller
     ) -> ReportOut:
+        """Counts by action, outcome, stage and symbol for a domain and period."""
         if not who.sees(domain):
             raise HTTPException(404, "no such domain")
         if until <= since:

@@ -33,6 +33,7 @@ def create_router(upkeep: Upkeep) -> APIRouter:
 
     @router.get("/q/{token}", response_class=HTMLResponse)
     async def confirm(token: str) -> HTMLResponse:
+        """A digest link's confirmation page; only its button acts (link scanners cannot)."""
         try:
             claim = verify(upkeep.secret, token, now=upkeep.clock())
         except ExpiredLink:
@@ -47,6 +48,7 @@ def create_router(upkeep: Upkeep) -> APIRouter:
 
     @router.post("/q/{token}", response_class=HTMLResponse)
     async def act(token: str) -> HTMLResponse:
+        """Carry out a digest link once: release, delete or allow the sender."""
         try:
             done = await upkeep.follow(token)
         except ExpiredLink:
