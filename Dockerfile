@@ -7,6 +7,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY filters ./filters
 COPY service ./service
+COPY store ./store
 COPY quarantine ./quarantine
 COPY slamonitor ./slamonitor
 COPY loadtest ./loadtest

@@ -12,12 +12,14 @@ import argparse
 import asyncio
 import importlib.util
 import ipaddress
+import random
 import signal
 import socket
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +28,8 @@ from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.envelopes import Prepared, prepare
 from loadtest.feed import feed
 from loadtest.replay import Address, Live, ReplayConfig, ReplayResult, replay
-from loadtest.report import summarize, summary_table, write_html, write_json
+from loadtest.report import summarize, summary_table, write_json
+from loadtest.report_html import write_html
 from loadtest.schedule import ARRIVALS, Bounds, expected_count
 
 DEFAULT_SINK = "127.0.0.1:2526"  # where examples/gateway.toml delivers example.test
@@ -110,17 +113,43 @@ def _bounds(args: argparse.Namespace, corpus_size: int) -> Bounds:
     return Bounds(args.count, args.duration)
 
 
+def skipped_lines(found: Sequence[CorpusError], examples: int = 2) -> list[str]:
+    """One line per reason files were skipped, with a count and a few file names."""
+    by_reason: dict[str, list[str]] = {}
+    for error in found:
+        by_reason.setdefault(error.message, []).append(error.path.name)
+    return [
+        f"skipped {len(names)} file{'s' if len(names) > 1 else ''}: {reason} "
+        f"(e.g. {', '.join(names[:examples])})"
+        for reason, names in by_reason.items()
+    ]
+
+
+def refusal_lines(summary: dict[str, Any], domain: str | None) -> list[str]:
+    """Why the gateway refused messages, one line per reply, and what to do about relaying."""
+    lines = []
+    for code, count in summary["smtp_errors"].items():
+        text = " ".join(str(summary["error_examples"].get(code, "")).split())
+        lines.append(f"{count} message{'s' if count > 1 else ''} refused: {text or code}")
+        if domain is None and "relay" in text.lower():
+            lines.append(
+                "  the corpus' recipients are not in the gateway's domains: give --domain "
+                "DOMAIN (e.g. --domain example.test) to send them to <local part>@DOMAIN"
+            )
+    return lines
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay a corpus through the gateway under test and report what came out."""
     _check_targets(args)
     corpus_errors: list[CorpusError] = []
-
-    def skipped(error: CorpusError) -> None:
-        corpus_errors.append(error)
-        errors.print(f"[yellow]skipped[/] {error}")
-
-    items = read_corpus(args.corpus, args.labels, on_error=skipped)
-    messages = prepare(items, args.domain, skipped)
+    items = read_corpus(args.corpus, args.labels, on_error=corpus_errors.append)
+    messages = prepare(items, args.domain, corpus_errors.append)
+    for line in skipped_lines(corpus_errors):
+        errors.print(line, markup=False, highlight=False, overflow="ellipsis", no_wrap=True)
+    if args.shuffle:
+        # Corpora come sorted (often all ham first): --count then takes a mixed sample.
+        random.Random(args.seed).shuffle(messages)
     bounds = _bounds(args, len(messages))
     config = ReplayConfig(
         target=args.to, bounds=bounds, sink=None if args.no_sink else args.sink,
@@ -132,11 +161,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     result = asyncio.run(_with_progress(config, messages, total))
     summary = summarize(result, corpus=str(args.corpus), corpus_errors=len(corpus_errors))
     console.print(summary_table(summary))
+    for line in refusal_lines(summary, args.domain):
+        errors.print(line, markup=False, highlight=False)
     if args.json is not None:
         write_json(summary, args.json)
         console.print(f"report written to {args.json}")
     if args.html is not None:
-        write_html(summary, result, args.html)
+        write_html(summary, result, args.html, args.json)
         console.print(f"page written to {args.html}")
     if args.feed_sla is not None:
         fed = feed(args.feed_sla, result)
@@ -214,7 +245,12 @@ def add_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="one command per reply even if the server offers PIPELINING",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the Poisson schedule")
+    p.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="send the corpus in a random order (seeded by --seed), not in corpus order",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --shuffle and Poisson arrivals")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON here")
     p.add_argument("--feed-sla", type=Path, metavar="STORE",
                    help="give the labels to the SLA monitor in this gateway store")  # fmt: skip

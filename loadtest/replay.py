@@ -105,6 +105,7 @@ class ReplayResult:
     stopped: bool = False  # sending was ended early by the caller
     repeats: int = 0  # traces the sink saw more than once (copies per recipient, redelivery)
     untraced: int = 0  # messages at the sink without one of our traces
+    copies: int = 0  # content-rule copies at the sink: not counted as deliveries
 
 
 class _Jobs:
@@ -284,6 +285,7 @@ async def replay(
                 record.arrived = sink.arrivals.get(record.trace)
                 record.action, record.symbols = sink.verdicts.get(record.trace, (None, ()))
             result.repeats, result.untraced = sink.repeats, sink.untraced
+            result.copies = sink.copies
     finally:
         if sink is not None:
             await sink.stop()

@@ -10,9 +10,6 @@ since a refused message was never judged.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -147,6 +144,7 @@ def summarize(result: ReplayResult, **run_info: Any) -> dict[str, Any]:
             "drain_seconds": round(result.drained, 3),
             "repeats": result.repeats,
             "untraced": result.untraced,
+            "copies": result.copies,
         }
         if sinking
         else None,
@@ -158,106 +156,72 @@ def write_json(summary: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+def _n(value: float | None) -> str:
+    """A count with thousands separators; ``-`` when there is none."""
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    """A latency in ms, as precise as it needs to be: 0.42, 12.3, 1,234."""
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report as (measure, value) pairs for people: the terminal table and the HTML page."""
     counts, speed, lat = summary["counts"], summary["throughput"], summary["latency_ms"]
-    rows = [
+    out = [
         (
             "sent / accepted / refused",
-            f"{counts['sent']} / {counts['accepted']} / {counts['refused']}",
+            f"{_n(counts['sent'])} / {_n(counts['accepted'])} / {_n(counts['refused'])}",
         )
     ]
     if summary["run"]["stopped_early"]:
-        rows.append(("stopped early", "yes (interrupted)"))
+        out.append(("stopped early", "yes (interrupted)"))
     if counts["delivered"] is not None:
-        rows.append(("delivered / held", f"{counts['delivered']} / {counts['held']}"))
-    rows.append(("accepted per second", f"{speed['accepted_per_second'] or 0:,.1f}"))
+        out.append(("delivered / held", f"{_n(counts['delivered'])} / {_n(counts['held'])}"))
+    if (sink := summary["sink"]) is not None and sink.get("copies"):
+        out.append(("content-rule copies (not deliveries)", _n(sink["copies"])))
+    out.append(("accepted per second", f"{speed['accepted_per_second'] or 0:,.1f}"))
     for name, stats in (("SMTP reply", lat["smtp"]), ("round trip", lat["round_trip"])):
         if stats is not None:
-            rows.append(
-                (
-                    f"{name} p50/p95/p99/max ms",
-                    f"{stats['p50']:.1f} / {stats['p95']:.1f} / {stats['p99']:.1f} / "
-                    f"{stats['max']:.1f}",
-                )
-            )
+            values = " / ".join(_ms(stats[k]) for k in ("p50", "p95", "p99", "max"))
+            out.append((f"{name} p50 / p95 / p99 / max, ms", values))
     if (schedule := summary["schedule"]) is not None and schedule["lag_ms"] is not None:
-        rows.append(
+        out.append(
             (
-                f"schedule {schedule['rate']}/s {schedule['arrivals']}",
-                f"achieved {schedule['achieved_rate']}/s, lag p99 "
-                f"{schedule['lag_ms']['p99']:.1f} ms",
+                f"schedule {schedule['rate']:g}/s {schedule['arrivals']}",
+                f"achieved {schedule['achieved_rate'] or 0:,.1f}/s, lag p99 "
+                f"{_ms(schedule['lag_ms']['p99'])} ms",
             )
         )
     if (found := summary["classification"]) is not None:
-        rows.append(("ham / spam accepted", f"{found['ham']} / {found['spam']}"))
-        rows.append(
+        out.append(("ham / spam accepted", f"{_n(found['ham'])} / {_n(found['spam'])}"))
+        out.append(
             (
                 "false positives (ham held)",
-                f"{found['false_positives']} ({found['hm_percent'] or 0:.2f}% hm)",
+                f"{_n(found['false_positives'])} ({found['hm_percent'] or 0:.2f}% hm)",
             )
         )
-        rows.append(
+        out.append(
             (
                 "false negatives (spam delivered)",
-                f"{found['false_negatives']} ({found['sm_percent'] or 0:.2f}% sm)",
+                f"{_n(found['false_negatives'])} ({found['sm_percent'] or 0:.2f}% sm)",
             )
         )
-    rows += [(f"delivered as {a}", str(n)) for a, n in summary["delivered_actions"].items()]
-    rows += [(f"SMTP error {code}", str(n)) for code, n in summary["smtp_errors"].items()]
-    rows += [(f"hits {symbol}", str(n)) for symbol, n in summary["stage_hits"].items()]
-    return rows
+    out += [(f"delivered as {a}", _n(n)) for a, n in summary["delivered_actions"].items()]
+    for code, n in summary["smtp_errors"].items():
+        why = " ".join(str(summary["error_examples"].get(code, "")).split())
+        out.append((f"refused {code}", f"{_n(n)}: {why[:70]}" if why else _n(n)))
+    out += [(f"hits {symbol}", _n(n)) for symbol, n in summary["stage_hits"].items()]
+    return out
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"replay {summary['run']['id']} -> {summary['run']['target']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key, value in _rows(summary):
+    for key, value in rows(summary):
         table.add_row(key, value)
     return table
-
-
-def _plot(result: ReplayResult) -> str:
-    """A latency histogram and CDF as a base64 PNG (matplotlib, no display needed)."""
-    from matplotlib.figure import Figure  # only the HTML page needs it
-
-    accepted = [r for r in result.records if r.accepted]
-    series = {
-        "SMTP reply": [(r.replied - r.started) * 1000 for r in accepted],
-        "round trip": [(r.arrived - r.started) * 1000 for r in accepted if r.arrived is not None],
-    }
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    histogram, cdf = figure.subplots(1, 2)
-    for name, values in series.items():
-        if values:
-            histogram.hist(values, bins=60, alpha=0.6, label=name)
-            ordered = np.sort(values)
-            cdf.plot(ordered, np.arange(1, len(ordered) + 1) / len(ordered), label=name)
-    histogram.set(title="latency histogram", xlabel="ms", ylabel="messages")
-    cdf.set(title="latency CDF", xlabel="ms", ylabel="fraction of messages", ylim=(0, 1))
-    for axes in (histogram, cdf):
-        if accepted:
-            axes.legend()
-        else:
-            axes.text(0.5, 0.5, "no message accepted", ha="center", transform=axes.transAxes)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def write_html(summary: dict[str, Any], result: ReplayResult, path: Path) -> None:
-    """One page, no external files: the summary table, the plot, the full JSON report."""
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in _rows(summary)
-    )
-    title = html.escape(f"Mailmoat replay {summary['run']['id']}")
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 12px}}
-tr:nth-child(even){{background:#f3f3f3}}pre{{background:#f8f8f8;padding:1em}}</style></head>
-<body><h1>{title}</h1><table>{rows}</table>
-<img alt="latency histogram and CDF" src="data:image/png;base64,{_plot(result)}">
-<h2>Report</h2><pre>{html.escape(json.dumps(summary, indent=2))}</pre></body></html>
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)

@@ -22,3 +22,8 @@ class QuarantineConfig(BaseModel):
         None, description="base URL in digests; default the HTTP address"
     )
     notify_new_accounts: bool = Field(True, description="mail a recipient when its account opens")
+    digests: bool = Field(
+        True,
+        description="send digests; false (with notify_new_accounts) on a gateway fed by replays,"
+        " whose made-up recipients would each get notices and digests",
+    )

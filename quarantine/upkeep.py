@@ -89,6 +89,8 @@ class Upkeep:
 
     async def send_digests(self) -> int:
         """One digest per due account with something new; returns how many were queued."""
+        if not self.config.digests:
+            return 0
         now = self.clock()
         sent = 0
         for account in await self.quarantine.read(accounts.find, None):

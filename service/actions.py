@@ -16,8 +16,16 @@ from typing import Any
 from filters.lists import domain_of
 from filters.mail import Mail
 from filters.verdict import Action, Category, Verdict
-from service.rewrite import verdict_headers
-from store.records import DeliveryKind, EventRecord, Held, NewDelivery, Outcome, Spooled
+from service.rewrite import COPY_HEADER, verdict_headers
+from store.records import (
+    DeliveryKind,
+    EventRecord,
+    Held,
+    NewDelivery,
+    Outcome,
+    Spooled,
+    header_lines,
+)
 
 DAY = 86400.0
 RETENTION = {Category.SPAM: 14 * DAY, Category.VIRUS: 30 * DAY, Category.CONTENT: 14 * DAY}
@@ -109,7 +117,9 @@ def decide(
                 domain_of(admin),
                 message.mail_from,
                 (admin,),
-                prefix,
+                # Says it is a copy, so an admin (or the replay's sink) can tell it from the
+                # message itself, which may have been held.
+                prefix + header_lines([(COPY_HEADER, f"content rule copy for {admin}")]),
                 is_spam=is_spam,
             )
         )

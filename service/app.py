@@ -21,10 +21,12 @@ import dns.asyncresolver
 import uvicorn
 from aiosmtpd.smtp import SMTP
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Connection
 
 from loadtest import relaytest_api
 from quarantine import api, pages
 from quarantine.auth import bearer_principal
+from quarantine.held import HeldMessage
 from quarantine.service import Quarantine
 from quarantine.upkeep import Upkeep
 from quarantine.web.router import create_router as customer_pages
@@ -39,6 +41,7 @@ from service.outbound import DeliveryQueue
 from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
+from service.store_metrics import StoreGauges
 from slamonitor import api as sla_api
 from slamonitor import usage
 from slamonitor.availability import AvailabilityProbe
@@ -130,10 +133,18 @@ class Gateway:
             writer=self.writer,
             outbound=self.outbound,
             clock=self.clock,
-            on_release=sla_hooks.record_release,
+            on_release=self._released,
             on_lists_changed=self.lists.invalidate,
         )
         self.metrics.add_live(SlaCollector(self.store.engine, self.clock, config.sla))
+        self.metrics.add_live(
+            StoreGauges(
+                self.store.engine,
+                config.domains,
+                quota_per_domain=config.quarantine.quota_per_domain,
+                clock=self.clock,
+            )
+        )
         self.upkeep = Upkeep(
             self.quarantine,
             config.quarantine,
@@ -185,6 +196,12 @@ class Gateway:
             "gateway listening",
             extra={"smtp": self.smtp_port, "http": self.http_port, "worker": self.worker},
         )
+
+    def _released(
+        self, conn: Connection, message: HeldMessage, by: str, now: float, at: float | None
+    ) -> None:
+        sla_hooks.record_release(conn, message, by, now, at)
+        self.metrics.released(message.summary.category)
 
     def _start_watchers(self, queue_lengths: Callable[[], Mapping[str, int]]) -> None:
         """Queue alerts (SPEC 5), the port-25 availability probe (SPEC 4), report mail."""

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
@@ -22,9 +23,12 @@ from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.evaluation import evaluate_corpus
 from loadtest.generate import generate
 from loadtest.relaytest_cli import add_relaytest
+from service.lock import StoreLocked
 from slamonitor.cli import add_commands as add_sla_commands
 
-DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "examples" / "policy.toml"
+DEFAULT_POLICY = Path(str(files("mailmoat_examples").joinpath("policy.toml")))
+
+CONFIG_HELP = "gateway config (default: the shipped examples/gateway.toml)"
 
 console = Console()
 errors = Console(stderr=True)
@@ -123,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway: SMTP, filtering, delivery and HTTP in one process (or N workers)."""
     from service.serve import serve  # the gateway's imports are not needed by other commands
 
-    return serve(args.config, args.workers)
+    return serve(args.config, args.workers, train_sample_model=args.train_sample)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -211,8 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("serve", help="run the SMTP gateway")
-    p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help=CONFIG_HELP,
+    )
     p.add_argument("--workers", type=int, default=1, help="processes sharing the SMTP port")
+    p.add_argument(
+        "--train-sample",
+        action="store_true",
+        help="no model yet: train one on the built-in sample first (for trying it out)",
+    )
     p.set_defaults(func=cmd_serve)
 
     add_sla_commands(sub, _store_path)
@@ -226,11 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_relaytest(sub)
 
     p = sub.add_parser("demo", help="start the gateway, replay a sample corpus, print reports")
-    p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help=CONFIG_HELP,
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("token", help="manage REST API tokens")
-    p.add_argument("--config", type=Path, help="gateway config (default: examples/gateway.toml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help=CONFIG_HELP,
+    )
     actions = p.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="a new token (printed once)")
     create.add_argument("--domain", action="append", default=[], help="a customer's domain")
@@ -250,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         PolicyError,
         ModelError,
+        StoreLocked,
         CorpusFormatError,
         ValueError,
         OSError,

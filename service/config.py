@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ from service.http import MetricsAuth
 from slamonitor.config import SlaSettings
 
 ENV_PREFIX = "MAILMOAT_"
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
+EXAMPLE = Path(str(files("mailmoat_examples").joinpath("gateway.toml")))
+"""The shipped example config (``examples/`` in the source tree, package data when installed)."""
+DEFAULT_MODEL = Path("data/model.npz")
+"""Where the shipped config's model lives: under the working directory, like its store."""
 
 
 class ConfigError(ValueError):
@@ -179,4 +183,10 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_errors(str(path), exc)) from None
-    return config.resolve_paths(path.parent)
+    config = config.resolve_paths(path.parent)
+    if path == EXAMPLE and config.filter.model is None:
+        # The example's folder may be an installed package: data stays in the working directory.
+        config = config.model_copy(
+            update={"filter": config.filter.model_copy(update={"model": DEFAULT_MODEL})}
+        )
+    return config

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import importlib.metadata
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from service.docs import install_docs
 from service.metrics import GatewayMetrics, exposition_registry
 from service.problems import install_problem_handlers, problem
 
@@ -25,6 +27,20 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], bool | Awaitable[bool]]
 
 REALM = "mailmoat"
+
+DESCRIPTION = """\
+Customers (a bearer token scoped to their domains) list, release and delete held mail,
+manage sender lists and digest settings, and read reports. Operators (an operator token)
+also decide virus release requests and declare SLA windows. Every error is
+`application/problem+json` (RFC 9457). Tokens: `mailmoat token create`.
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("mailmoat")
+    except importlib.metadata.PackageNotFoundError:  # a source tree, not installed
+        return "unknown"
 
 
 class MetricsAuth(BaseModel):
@@ -150,19 +166,31 @@ def create_app(
     """
     app = FastAPI(
         title="Mailmoat gateway",
-        description="Quarantine, sender lists and reports for customers; metrics and probes.",
+        version=_version(),
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    install_docs(app, metrics_auth=auth is not None)
     for router in routers:
         app.include_router(router)
     checks = dict(readiness)
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
+        """Always `{"status": "ok"}` while the HTTP server runs; restart the gateway if not."""
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=None)
+    @app.get(
+        "/readyz", response_model=None, tags=["operations"], summary="Readiness: can serve mail"
+    )
     async def readyz() -> dict[str, object] | JSONResponse:
+        """Runs every readiness check (SMTP listener, store, ...) with a timeout each.
+
+        200 with each check's result when all pass; 503 problem+json naming the
+        failed checks otherwise, so a load balancer stops sending mail here.
+        """
         results = await asyncio.gather(
             *(_run_check(name, check, check_timeout) for name, check in checks.items())
         )
@@ -174,8 +202,16 @@ def create_app(
         return {"status": "ready", "checks": outcome}
 
     # A plain def: serialising reads the queue store, so FastAPI runs it in a worker thread.
-    @app.get("/metrics", dependencies=[Depends(_auth_dependency(auth))])
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(_auth_dependency(auth))],
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format"}},
+    )
     def scrape() -> Response:
+        """Gateway counters, queue and quarantine gauges, month-to-date SLA figures."""
         body = generate_latest(exposition_registry(registry, metrics))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -1,7 +1,10 @@
 """Structured logs: one JSON object per line, with the ``extra`` fields a call passed.
 
 Operators feed these to Loki/Elasticsearch; one line per message carries its
-queue id, verdict and timings, so a message can be followed by grep.
+queue id, verdict and timings, so a message can be followed by grep. Lines
+stay machine-clean: no ANSI colour codes (uvicorn's ``color_message`` is
+dropped), a socket peer becomes ``peer_host`` and ``peer_port`` fields.
+``readable`` turns a line back into one short line for people (``make demo``).
 """
 
 from __future__ import annotations
@@ -10,10 +13,28 @@ import json
 import logging
 import logging.handlers
 import queue
+import re
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_DROPPED = {"color_message"}
+"""uvicorn repeats its message with ANSI colours in this field; the plain one is enough."""
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    fields: dict[str, object] = {}
+    for key, value in vars(record).items():
+        if key in _STANDARD or key in _DROPPED:
+            continue
+        if key == "peer" and isinstance(value, tuple) and len(value) >= 2:
+            fields["peer_host"], fields["peer_port"] = value[0], value[1]
+        else:
+            fields[key] = value
+    return fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,20 +43,24 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _ANSI.sub("", record.getMessage()),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        entry.update(_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "INFO") -> logging.handlers.QueueListener:
-    """JSON lines on stderr, formatted and written by a thread, not on the event loop.
+def configure(level: str = "INFO", path: Path | None = None) -> logging.handlers.QueueListener:
+    """JSON lines on stderr (or appended to ``path``), written by a thread, not the event loop.
 
-    Returns the listener; stop it at exit so queued lines are flushed.
+    Returns the listener; ``stop`` it at exit so queued lines are flushed and files closed.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr)
+        if path is None
+        else logging.FileHandler(path, encoding="utf-8")
+    )
     handler.setFormatter(JsonFormatter())
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
@@ -44,5 +69,35 @@ def configure(level: str = "INFO") -> logging.handlers.QueueListener:
     root.setLevel(level)
     # aiosmtpd logs every command at INFO; our one line per message says what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Alembic says which dialect it uses every time a store is opened (CLI commands, feeds).
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     listener.start()
     return listener
+
+
+def stop(listener: logging.handlers.QueueListener) -> None:
+    """Flush what is queued and close the handlers (a log file)."""
+    listener.stop()
+    for handler in listener.handlers:
+        handler.close()
+
+
+def readable(line: str) -> str:
+    """One JSON log line as ``HH:MM:SS level logger: msg key=value ...`` for a terminal."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return line.rstrip("\n")
+    if not isinstance(entry, dict):
+        return line.rstrip("\n")
+    when = str(entry.pop("time", ""))[11:19]
+    level = str(entry.pop("level", ""))
+    logger = str(entry.pop("logger", "")).removeprefix("mailmoat.")
+    msg = str(entry.pop("msg", ""))
+    entry.pop("exception", None)
+    extra = " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in entry.items()
+        if v not in (None, "", [], {})
+    )
+    return f"{when} {level:7} {logger}: {msg}" + (f"  {extra}" if extra else "")

@@ -18,20 +18,34 @@ not per-process counts, in multiprocess mode.
 from __future__ import annotations
 
 import enum
+import importlib.metadata
 import logging
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from filters.facts import LookupStatus
 from filters.verdict import Action, Category, Stage, Verdict
 
 log = logging.getLogger(__name__)
+
+# A `_created` series per counter doubles the series count and no dashboard or rule reads it.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 FOLDED = "_other"
 """The label value for a domain, zone or symbol that config and code do not define.
@@ -51,6 +65,22 @@ MAX_SYMBOLS = 256
 _SYMBOL = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 QueueLengths = Callable[[], Mapping[str, int]]
+
+
+class AttemptResult(enum.StrEnum):
+    """How one delivery attempt ended; the ``result`` label of delivery attempts."""
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
+
+
+class FilterStage(enum.StrEnum):
+    """The timed steps of filtering one message; the ``stage`` label of stage durations."""
+
+    ENRICH = "enrich"
+    EVALUATE = "evaluate"
 
 
 class RejectReason(enum.StrEnum):
@@ -127,6 +157,26 @@ class QueueCollector:
         yield family
 
 
+class BuildInfo:
+    """``mailmoat_build_info{version}`` = 1: which release is running, for dashboards and alerts."""
+
+    def __init__(self) -> None:
+        try:
+            self.version = importlib.metadata.version("mailmoat")
+        except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+            self.version = "unknown"
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self.collect()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mailmoat_build_info", "The running Mailmoat release; always 1.", labels=["version"]
+        )
+        family.add_metric([self.version], 1.0)
+        yield family
+
+
 class GatewayMetrics:
     """The gateway's counters, histograms and gauges, with one thin method per event.
 
@@ -150,6 +200,17 @@ class GatewayMetrics:
         self.registry = registry
         self.live: list[Collector] = []
         self.add_live(self.queue_collector)
+        # Process (CPU, memory, fds), Python and GC figures; in multiprocess mode the answering
+        # worker's own (worker 0 serves HTTP).
+        # These register themselves; ``live`` carries them to a merged multiprocess scrape.
+        self.live.extend(
+            (
+                ProcessCollector(registry=registry),
+                PlatformCollector(registry=registry),
+                GCCollector(registry=registry),
+            )
+        )
+        self.add_live(BuildInfo())
 
         def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
             return Counter(f"mailmoat_{name}", doc, labels, registry=registry)
@@ -157,26 +218,52 @@ class GatewayMetrics:
         self._received = counter("messages_received", "Mail transactions begun (MAIL FROM).")
         self._accepted = counter("messages_accepted", "Messages answered 250 after DATA, spooled.")
         self._rejected = counter(
-            "messages_rejected", "SMTP commands refused with a 4xx/5xx reply.", ["reason"]
+            "messages_rejected",
+            "SMTP commands refused with a 4xx/5xx reply (a session can have several).",
+            ["reason"],
         )
         self._delivered = counter(
-            "messages_delivered", "Messages delivered downstream.", ["domain"]
+            "messages_delivered", "Messages and redirects delivered downstream.", ["domain"]
         )
         self._deferred = counter(
-            "messages_deferred", "Delivery attempts failed temporarily.", ["domain"]
+            "messages_deferred",
+            "Delivery attempts that failed temporarily; every retry counts once.",
+            ["domain"],
         )
         self._bounced = counter(
-            "messages_bounced", "Messages refused downstream (5xx).", ["domain"]
+            "messages_bounced", "Deliveries refused downstream for good (5xx).", ["domain"]
         )
         self._expired = counter(
-            "messages_expired", "Messages dropped after the retry period.", ["domain"]
+            "messages_expired", "Deliveries dropped after the retry period.", ["domain"]
+        )
+        self._attempts = counter(
+            "delivery_attempts",
+            "Delivery attempts of every kind (mail, copies, DSNs, notices) by result.",
+            ["domain", "result"],
         )
         self._verdicts = counter("verdicts", "Filter verdicts.", ["action", "category"])
         self._hits = counter("filter_hits", "Filter hits by stage and symbol.", ["stage", "symbol"])
-        self._dns_failures = counter("dns_failures", "Failed DNS block-list lookups.", ["zone"])
+        self._dns_failures = counter(
+            "dns_failures", "DNS block-list lookups that timed out or failed.", ["zone"]
+        )
+        self._dns_lookups = counter(
+            "dnsbl_lookups",
+            "DNS block-list lookups by result: listed, not_listed, timeout, error.",
+            ["zone", "result"],
+        )
+        self._releases = counter(
+            "quarantine_releases", "Quarantined messages released, by category.", ["category"]
+        )
         self._filter_seconds = Histogram(
             "mailmoat_filter_duration_seconds",
-            "Time to enrich and evaluate one message.",
+            "Time to evaluate one message (after enrichment).",
+            buckets=SLA_BUCKETS,
+            registry=registry,
+        )
+        self._stage_seconds = Histogram(
+            "mailmoat_filter_stage_duration_seconds",
+            "Time of each filtering step: enrich (DNS block lists), evaluate (the pipeline).",
+            ["stage"],
             buckets=SLA_BUCKETS,
             registry=registry,
         )
@@ -211,9 +298,17 @@ class GatewayMetrics:
         for domain in self._domains:
             for family in (self._delivered, self._deferred, self._bounced, self._expired):
                 family.labels(domain)
+            for result in AttemptResult:
+                self._attempts.labels(domain, result.value)
         for zone in self._zones:
             self._dns_failures.labels(zone)
             self._dns_seconds.labels(zone)
+            for status in LookupStatus:
+                self._dns_lookups.labels(zone, status.value)
+        for stage in FilterStage:
+            self._stage_seconds.labels(stage.value)
+        for category in (Category.SPAM, Category.VIRUS, Category.CONTENT):
+            self._releases.labels(category.value)
 
     def _domain(self, domain: str) -> str:
         label = _normalise(domain)
@@ -244,6 +339,15 @@ class GatewayMetrics:
         for hit in verdict.hits:
             self._hits.labels(hit.stage.value, self._symbol(hit.stage, hit.symbol)).inc()
         self._filter_seconds.observe(seconds)
+        self._stage_seconds.labels(FilterStage.EVALUATE.value).observe(seconds)
+
+    def enriched(self, seconds: float) -> None:
+        """Time the I/O step before deciding took (all block-list lookups, concurrently)."""
+        self._stage_seconds.labels(FilterStage.ENRICH.value).observe(seconds)
+
+    def attempt(self, domain: str, result: AttemptResult) -> None:
+        """One delivery attempt of any kind; ``delivered`` etc. count the SLA's messages."""
+        self._attempts.labels(self._domain(domain), result.value).inc()
 
     def delivered(self, domain: str, end_to_end_seconds: float) -> None:
         self._delivered.labels(self._domain(domain)).inc()
@@ -251,18 +355,26 @@ class GatewayMetrics:
 
     def deferred(self, domain: str) -> None:
         self._deferred.labels(self._domain(domain)).inc()
+        self.attempt(domain, AttemptResult.DEFERRED)
 
     def bounced(self, domain: str) -> None:
         self._bounced.labels(self._domain(domain)).inc()
+        self.attempt(domain, AttemptResult.BOUNCED)
 
     def expired(self, domain: str) -> None:
         self._expired.labels(self._domain(domain)).inc()
+        self.attempt(domain, AttemptResult.EXPIRED)
 
-    def dns_lookup(self, zone: str, seconds: float, failed: bool) -> None:
+    def released(self, category: str) -> None:
+        label = category if category in {c.value for c in Category} else FOLDED
+        self._releases.labels(label).inc()
+
+    def dns_lookup(self, zone: str, seconds: float, status: LookupStatus) -> None:
         label = _normalise(zone)
         label = label if label in self._zones else FOLDED
         self._dns_seconds.labels(label).observe(seconds)
-        if failed:
+        self._dns_lookups.labels(label, status.value).inc()
+        if status in (LookupStatus.TIMEOUT, LookupStatus.ERROR):
             self._dns_failures.labels(label).inc()
 
     def add_live(self, collector: Collector) -> None:

@@ -24,7 +24,7 @@ from filters.lists import domain_of
 from service.config import DeliveryConfig
 from service.delivery import SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
-from service.metrics import GatewayMetrics
+from service.metrics import AttemptResult, GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
 from store import backoff
@@ -142,6 +142,7 @@ class DeliveryQueue:
                 self.writer.store.finish_delivery, delivery, DeliveryState.DELIVERED, self.clock()
             )
             self._done(delivery)
+            self.metrics.attempt(item.domain, AttemptResult.DELIVERED)
             log.debug(
                 "delivered",
                 extra={
@@ -174,7 +175,9 @@ class DeliveryQueue:
         )
         heapq.heappush(self._heap, (again.next_attempt_at, again.id, again))
         self._wake.set()
-        log.info(
+        # Debug: a stuck downstream defers every message every retry (thousands of lines);
+        # the attempts counter and the queue-age alert tell operators, one line per message.
+        log.debug(
             "deferred",
             extra={
                 "delivery": delivery.id,

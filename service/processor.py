@@ -74,12 +74,13 @@ class Processor:
     async def process(self, message: Spooled) -> list[Delivery]:
         envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
         groups = group_by_domain(message.rcpt_tos)
+        started = time.perf_counter()
         facts = await self.classifier.facts(message.raw, envelope)
+        self.metrics.enriched(time.perf_counter() - started)
         if self.lists is not None:
             facts = replace(facts, lists=await self.lists.snapshot())
         for result in facts.dnsbl:
-            failed = result.status in ("timeout", "error")
-            self.metrics.dns_lookup(result.zone, result.seconds, failed=failed)
+            self.metrics.dns_lookup(result.zone, result.seconds, result.status)
         verdicts = await self.classifier.classify(
             message.raw, envelope, list(groups.values()), facts
         )

@@ -28,6 +28,10 @@ def received_header(
     )
 
 
+COPY_HEADER = "X-Mailmoat-Copy"
+"""Marks a content-rule copy to an admin, apart from the message's own delivery."""
+
+
 def verdict_headers(verdict: Verdict, queue_id: str) -> bytes:
     """``X-Mailmoat-*`` lines: what was decided and why, for the customer's server and users."""
     pairs = [

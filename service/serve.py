@@ -5,6 +5,11 @@ SMTP port through SO_REUSEPORT (the kernel spreads connections), each with
 its own filter and delivery queue; worker 0 also serves HTTP and reports the
 metrics of all workers through Prometheus' multiprocess mode. SIGTERM or
 SIGINT stops accepting and drains (see ``Gateway.stop``).
+
+Before anything starts, ``serve`` takes the store's lock (one running gateway
+per store; a second one stops with the holder's pid instead of running
+recovery on the first one's queue) and checks that the token model exists,
+explaining how to get one when it does not (``service.firstrun``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 
 from service.app import Gateway
 from service.config import GatewayConfig, load_config
+from service.firstrun import missing_model_hint, model_path, train_sample
+from service.lock import StoreLocked, store_lock
 from service.logs import configure
 from store.store import Store
 
@@ -50,17 +57,28 @@ def _worker_main(config_path: Path | None, worker: int, workers: int) -> None:
         listener.stop()
 
 
-def serve(config_path: Path | None, workers: int) -> int:
+def serve(config_path: Path | None, workers: int, *, train_sample_model: bool = False) -> int:
     """Run until a signal; returns the process exit status."""
-    listener = configure()
-    try:
-        return _serve(config_path, workers)
-    finally:
-        listener.stop()
-
-
-def _serve(config_path: Path | None, workers: int) -> int:
     config = load_config(config_path)
+    model = model_path(config)
+    if model is not None and not model.exists():
+        if not train_sample_model:
+            print(f"mailmoat serve: {missing_model_hint(model)}", file=sys.stderr)
+            return 2
+        print(f"mailmoat serve: {train_sample(model)}", flush=True)
+    try:
+        with store_lock(config.store.path):
+            listener = configure()
+            try:
+                return _serve(config, config_path, workers)
+            finally:
+                listener.stop()
+    except StoreLocked as exc:
+        print(f"mailmoat serve: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(config: GatewayConfig, config_path: Path | None, workers: int) -> int:
     if workers == 1:
         asyncio.run(run_worker(config))
         return 0

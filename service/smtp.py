@@ -94,7 +94,7 @@ class Gatekeeper:
             return BAD_ADDRESS
         if domain not in self.domains:
             self.metrics.rejected(RejectReason.RELAY_DENIED)
-            log.info("relay denied", extra={"rcpt": address, "peer": str(session.peer)})
+            log.info("relay denied", extra={"rcpt": address, "peer": session.peer})
             return RELAY_DENIED
         if len(envelope.rcpt_tos) >= self.config.max_recipients:
             self.metrics.rejected(RejectReason.RECIPIENTS)

@@ -61,6 +61,7 @@ def create_router(
 
     @router.post("/tickets", status_code=201)
     def open_ticket(body: NewTicket, caller: Caller) -> dict[str, Any]:
+        """Open a helpdesk ticket; its priority sets the response target."""
         domain = own(caller, body.domain, "domain")
         table = config.table(domain)
         try:
@@ -100,11 +101,13 @@ def create_router(
 
     @router.get("/tickets/{ticket_id}")
     def get_ticket(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
+        """One helpdesk ticket with its response times."""
         with engine.connect() as conn:
             return asdict(visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id)))
 
     @router.post("/tickets/{ticket_id}/response")
     def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
+        """Record the first response to a ticket (operators); stops its clock."""
         with engine.begin() as conn:
             visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id))
             require_operator(caller)
@@ -133,16 +136,19 @@ def create_router(
 
     @router.post("/claims/false-positives", status_code=201)
     def report_false_positive(body: MessageRef, caller: Caller) -> dict[str, Any]:
+        """A customer reports a message wrongly held: a false-positive claim."""
         return file(claim_store.FP, body, caller)
 
     @router.post("/claims/false-negatives", status_code=201)
     def report_spam(body: MessageRef, caller: Caller) -> dict[str, Any]:
+        """A customer reports spam that was delivered: a false-negative claim."""
         return file(claim_store.FN, body, caller)
 
     @router.get("/claims")
     def list_claims(
         caller: Caller, kind: Literal["fp", "fn"] | None = None
     ) -> list[dict[str, Any]]:
+        """False-positive and false-negative claims of the caller's domains."""
         with engine.connect() as conn:
             return [asdict(c) for c in claim_store.list_claims(conn, kind, visible(caller))]
 
@@ -161,6 +167,7 @@ def create_router(
 
     @router.get("/claims/{claim_id}")
     def get_claim(claim_id: RowId, caller: Caller) -> dict[str, Any]:
+        """One claim and its state."""
         with engine.connect() as conn:
             claim = claim_store.get_claim(conn, claim_id)
         if claim is None or not caller.sees(claim.domain):
@@ -169,10 +176,12 @@ def create_router(
 
     @router.post("/claims/{claim_id}/withdraw")
     def withdraw(claim_id: RowId, caller: Caller) -> dict[str, Any]:
+        """The customer withdraws a claim; it no longer counts."""
         return change(claim_id, caller, "withdrawn", None)
 
     @router.post("/claims/{claim_id}/decision")
     def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
+        """An operator confirms or rejects a claim; confirmed ones count as errors."""
         return change(claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason)
 
     @router.get("/summary")

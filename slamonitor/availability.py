@@ -1,9 +1,13 @@
 """Availability (SPEC 4): the SMTP port accepting sessions, from a periodic EHLO/QUIT probe.
 
 Each sample stands for one probe interval, so the share of "up" samples is
-the share of time the port accepted mail. Time without samples (the monitor
-was not running) is not guessed at: the report shows how many samples there
-were. Samples inside windows where no level is measured are left out.
+the share of time the port accepted mail. The probe runs inside the
+gateway, so it dies with it: a gap between two samples longer than 1.5
+intervals means the gateway itself was down, and each missing interval
+counts as a failed sample (``missing`` in the report). Time before the
+month's first sample and after its last is not guessed at. Samples inside
+windows where no level is measured are left out. Prometheus sees the same
+outages from outside (``up`` and the blackbox SMTP probe, deploy/).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from sqlalchemy import Connection, Engine, select
 
@@ -23,6 +28,8 @@ from store.sla_tables import availability
 log = logging.getLogger("mailmoat.sla.availability")
 
 TARGET = 0.999
+PROBE_INTERVAL = 60.0
+"""Seconds between probes; a gap longer than 1.5 of these is an outage of the gateway."""
 """The contract names no figure for availability; 99.9% is what operators usually promise."""
 
 
@@ -31,6 +38,7 @@ class Availability:
     samples: int
     up: int
     excluded: int
+    missing: int = 0
     target: float = TARGET
 
     @property
@@ -46,23 +54,45 @@ class Availability:
             "samples": self.samples,
             "up": self.up,
             "excluded_samples": self.excluded,
+            "missing_samples": self.missing,
         }
 
 
 def measure(
-    conn: Connection, month: Month, domain: str | None, found: Sequence[Window]
+    conn: Connection,
+    month: Month,
+    domain: str | None,
+    found: Sequence[Window],
+    interval: float = PROBE_INTERVAL,
 ) -> Availability:
-    """Up share of the month's probe samples outside exclusion windows (``domain``'s or global)."""
+    """Up share of the month's probe samples outside exclusion windows (``domain``'s or global).
+
+    Intervals missing between two samples (the gateway, and its probe, were down) count as
+    failed samples.
+    """
     rows = conn.execute(
-        select(availability.c.at, availability.c.up).where(
-            availability.c.at >= month.start, availability.c.at < month.end
-        )
+        select(availability.c.at, availability.c.up)
+        .where(availability.c.at >= month.start, availability.c.at < month.end)
+        .order_by(availability.c.at)
     ).all()
+    samples = [(at, bool(up)) for at, up in rows]
+    missing = [
+        (before + k * interval, False)
+        for (before, _), (after, _) in pairwise(samples)
+        if after - before > 1.5 * interval
+        for k in range(1, round((after - before) / interval))
+    ]
     relevant = [
         w for w in found if w.kind not in LATENCY_ONLY and (w.domain is None or w.domain == domain)
     ]
-    kept = [up for at, up in rows if not any(w.start <= at < w.end for w in relevant)]
-    return Availability(len(kept), sum(1 for up in kept if up), len(rows) - len(kept))
+
+    def kept(at: float) -> bool:
+        return not any(w.start <= at < w.end for w in relevant)
+
+    measured = [up for at, up in samples if kept(at)]
+    gaps = sum(1 for at, _ in missing if kept(at))
+    excluded = len(samples) + len(missing) - len(measured) - gaps
+    return Availability(len(measured) + gaps, sum(measured), excluded, gaps)
 
 
 class AvailabilityProbe:
@@ -75,7 +105,7 @@ class AvailabilityProbe:
         port: int,
         *,
         clock: Clock,
-        interval: float = 60.0,
+        interval: float = PROBE_INTERVAL,
         timeout: float = 10.0,
         sleeper: Sleep = sleep,
     ) -> None:

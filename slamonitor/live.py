@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
@@ -90,7 +90,7 @@ class SlaCollector(Collector):
         # Nothing to describe up front: registration must not read the store.
         return iter(())
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         try:
             figures = self.figures()
             states = self._alert_states()
@@ -99,11 +99,11 @@ class SlaCollector(Collector):
             log.exception("cannot compute SLA figures; mailmoat_sla_* left out of this scrape")
             return
         yield from self._levels(figures)
-        alert = GaugeMetricFamily(
-            "mailmoat_sla_alert", "1 while an SLA alert fires.", labels=["alert", "domain"]
-        )
+        alert = Metric("mailmoat_sla_alert", "1 while an SLA alert fires.", "gauge")
         for (name, domain), firing in sorted(states.items()):
-            alert.add_metric([name, domain], 1.0 if firing else 0.0)
+            # Gateway-wide alerts carry no domain label rather than an empty one.
+            labels = {"alert": name, "domain": domain} if domain else {"alert": name}
+            alert.add_sample("mailmoat_sla_alert", labels, 1.0 if firing else 0.0)
         yield alert
 
     def _levels(self, figures: _Figures) -> Iterator[GaugeMetricFamily]:

@@ -1,5 +1,6 @@
-"""Deployment files, checked offline: compose parses, every file it names exists,
-Prometheus accepts its config. (No Docker engine runs here, so images are not built.)"""
+"""Deployment files, checked offline: compose parses, every file it names exists, Prometheus,
+Alertmanager and the blackbox exporter accept their configs, Grafana's provisioning points at
+what compose mounts. (No Docker engine runs here, so images are not built.)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_compose_parses_and_names_existing_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"gateway", "prometheus", "grafana", "mailpit", "replay"} <= set(services)
+    assert {"alertmanager", "blackbox"} <= set(services)
     assert services["replay"]["profiles"] == ["replay"]
     assert (ROOT / services["gateway"]["build"] / "Dockerfile").is_file()
     for service in services.values():
@@ -46,3 +48,76 @@ def test_prometheus_config_passes_promtool(tmp_path: Path, promtool: str) -> Non
     done = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def mounts(service: dict[str, list[str]]) -> dict[str, str]:
+    """A compose service's bind mounts: container path -> repository path."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            found[target] = source.removeprefix("./")
+    return found
+
+
+def in_container(where: dict[str, str], path: str) -> Path | None:
+    """The repository file a container path resolves to through ``where``'s mounts."""
+    for target, source in where.items():
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return ROOT / source / path.removeprefix(target).lstrip("/")
+    return None
+
+
+def test_grafana_provisioning_matches_the_compose_mounts() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    grafana = mounts(compose["services"]["grafana"])
+    provisioning = in_container(grafana, "/etc/grafana/provisioning")
+    assert provisioning is not None, "Grafana reads provisioning from /etc/grafana/provisioning"
+    for provider in yaml.safe_load((provisioning / "dashboards/mailmoat.yml").read_text())[
+        "providers"
+    ]:
+        folder = in_container(grafana, provider["options"]["path"])
+        assert folder is not None, f"{provider['options']['path']} is not mounted"
+        assert list(folder.glob("*.json")), f"no dashboards in {folder}"
+    sources = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())
+    for source in sources["datasources"]:
+        # Inside the Grafana container 127.0.0.1 is Grafana: the URL must name a service.
+        assert source["url"] == "http://prometheus:9090", source["url"]
+        assert "prometheus" in compose["services"]
+
+
+def test_prometheus_alerts_to_the_compose_alertmanager() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    config = yaml.safe_load((ROOT / "deploy/compose/prometheus.yml").read_text())
+    [target] = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target.split(":")[0] in compose["services"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    probe = jobs["mailmoat-smtp"]
+    address = probe["relabel_configs"][-1]["replacement"]
+    assert address.split(":")[0] in compose["services"]
+    assert probe["static_configs"][0]["targets"] == ["gateway:2525"]
+
+
+def test_alertmanager_config_passes_amtool(amtool: str) -> None:
+    config = ROOT / "deploy/alertmanager/alertmanager.yml"
+    done = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_blackbox_config_is_accepted(blackbox_exporter: str) -> None:
+    config = ROOT / "deploy/blackbox/blackbox.yml"
+    done = subprocess.run(
+        [blackbox_exporter, "--config.check", f"--config.file={config}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerignore_keeps_the_image_to_the_product() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".venv", "data", ".git", "tests", "bench"):
+        assert path in ignored

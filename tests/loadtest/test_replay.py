@@ -214,7 +214,7 @@ async def test_cli_writes_json_and_html(
     out = tmp_path / "report"
     argv = ["replay", "--corpus", str(corpus), "--to", f"127.0.0.1:{smtp_port}",
             "--sink", f"localhost:{sink_port}", "--domain", "example.test", "--count", "20",
-            "--concurrency", "4", "--drain", "30", "--drain-idle", "2",
+            "--concurrency", "4", "--drain", "30", "--drain-idle", "2", "--shuffle", "--seed", "5",
             "--json", str(out / "r.json"), "--html", str(out / "r.html")]  # fmt: skip
     # The command runs its own event loop, so it goes to a thread while the gateway runs here.
     assert await asyncio.to_thread(main, argv) == 0
@@ -222,7 +222,10 @@ async def test_cli_writes_json_and_html(
     assert report["counts"]["sent"] == 20 and report["run"]["corpus_errors"] == 0
     assert set(report) >= {"throughput", "latency_ms", "smtp_errors", "classification",
                            "stage_hits", "schedule"}  # fmt: skip
-    assert 'src="data:image/png;base64,' in (out / "r.html").read_text()
+    page = (out / "r.html").read_text()
+    assert 'src="data:image/png;base64,' in page
+    # The JSON stays in its own file: the page links it and shows no raw dump.
+    assert '<a href="r.json">' in page and "<pre>" not in page and '"report":' not in page
 
 
 async def test_replay_labels_give_the_sla_report_its_fp_and_fn(

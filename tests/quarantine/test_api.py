@@ -354,3 +354,16 @@ async def test_account_notification_settings(env: Env) -> None:
     foreign = await env.http.put(url, headers=env.auth("beta"), json={"notify": "never"})
     assert foreign.status_code == 404
     assert (await env.http.get("/api/v1/accounts", headers=env.auth("beta"))).json() == []
+
+
+async def test_every_operation_is_described_with_its_errors(env: Env) -> None:
+    schema = (await env.http.get("/openapi.json")).json()
+    undescribed = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if not operation.get("description")
+    ]
+    assert undescribed == []
+    listing = schema["paths"]["/api/v1/quarantine"]["get"]["responses"]
+    assert {"200", "401", "404", "422"} <= set(listing)

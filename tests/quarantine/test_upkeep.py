@@ -179,3 +179,14 @@ async def test_the_manage_link_lands_on_the_quarantine_pages(env: Env) -> None:
     answer = await env.http.get(manage.split(str(env.gateway.http_port), 1)[1])
     assert answer.status_code == 303 and answer.headers["location"] == "/my/signin"
     assert "Sign in" in (await env.http.get("/my/signin")).text
+
+
+async def test_a_replay_gateway_sends_no_digests(env: Env) -> None:
+    """digests = false: made-up recipients of a replayed corpus get no digest mail."""
+    await env.hold_spam(subject="held one")
+    env.clock.advance(DAY)
+    quiet = env.gateway.upkeep.config.model_copy(update={"digests": False})
+    env.gateway.upkeep.config = quiet
+    assert await env.gateway.upkeep.send_digests() == 0
+    env.gateway.upkeep.config = quiet.model_copy(update={"digests": True})
+    assert await env.gateway.upkeep.send_digests() == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import subprocess
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from service.http import MetricsAuth, ReadinessCheck, create_app
 from service.metrics import GatewayMetrics, RejectReason
@@ -244,3 +245,29 @@ async def test_real_server_scrape(served: str) -> None:
     assert denied.status_code == 401
     assert scraped.status_code == 200
     assert 'mailmoat_messages_rejected_total{reason="size"} 1.0' in scraped.text
+
+
+async def test_docs_work_offline_and_the_schema_lists_problem_responses() -> None:
+    app = create_app(
+        metrics=None,
+        registry=CollectorRegistry(),
+        readiness={"store": lambda: True},
+        auth=MetricsAuth(bearer_token=SecretStr("s3cret")),
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as http:
+        page = (await http.get("/docs")).text
+        # Every asset the page loads is served here: no CDN, works without a network.
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert assets and all(a.startswith("/docs/static/") for a in assets), assets
+        for asset in assets:
+            assert (await http.get(asset)).status_code == 200, asset
+        schema = (await http.get("/openapi.json")).json()
+    assert "Problem" in schema["components"]["schemas"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    ready = schema["paths"]["/readyz"]["get"]
+    assert "503" in ready["responses"] and ready["description"]
+    assert "401" in schema["paths"]["/metrics"]["get"]["responses"]
+    problem_json = schema["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
+    assert list(problem_json) == ["application/problem+json"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import subprocess
@@ -10,13 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from filters.facts import LookupStatus
 from filters.verdict import Action, Category, Hit, Stage, Verdict
 from service.metrics import (
     FOLDED,
     MAX_SYMBOLS,
+    AttemptResult,
     GatewayMetrics,
     RejectReason,
     exposition_registry,
@@ -75,6 +78,26 @@ def test_message_counters(registry: CollectorRegistry, metrics: GatewayMetrics) 
     assert value(registry, "mailmoat_messages_bounced_total", domain="customer.test") == 1
     assert value(registry, "mailmoat_messages_expired_total", domain="example.test") == 1
     assert value(registry, "mailmoat_messages_delivered_total", domain="customer.test") == 0
+    attempts = "mailmoat_delivery_attempts_total"
+    metrics.attempt("example.test", AttemptResult.DELIVERED)
+    assert value(registry, attempts, domain="example.test", result="deferred") == 1
+    assert value(registry, attempts, domain="example.test", result="expired") == 1
+    assert value(registry, attempts, domain="example.test", result="delivered") == 1
+    assert value(registry, attempts, domain="customer.test", result="bounced") == 1
+    metrics.released("spam")
+    metrics.released("no such category")
+    assert value(registry, "mailmoat_quarantine_releases_total", category="spam") == 1
+    assert value(registry, "mailmoat_quarantine_releases_total", category=FOLDED) == 1
+
+
+def test_build_process_and_python_info_without_created_series(
+    registry: CollectorRegistry, metrics: GatewayMetrics
+) -> None:
+    version = importlib.metadata.version("mailmoat")
+    assert value(registry, "mailmoat_build_info", version=version) == 1
+    assert value(registry, "process_open_fds") is not None
+    text = generate_latest(registry).decode()
+    assert "python_info{" in text and "_created" not in text
 
 
 def test_verdict_counts_action_hits_and_time(
@@ -125,11 +148,17 @@ def test_unknown_domains_fold(
 
 
 def test_dns_lookups_by_zone_and_fold(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
-    metrics.dns_lookup("zen.dnsbl.test", 0.02, failed=False)
-    metrics.dns_lookup("ZEN.dnsbl.test.", 3.0, failed=True)
-    metrics.dns_lookup("rogue.zone.test", 0.5, failed=True)
+    metrics.dns_lookup("zen.dnsbl.test", 0.02, LookupStatus.NOT_LISTED)
+    metrics.dns_lookup("ZEN.dnsbl.test.", 3.0, LookupStatus.TIMEOUT)
+    metrics.dns_lookup("rogue.zone.test", 0.5, LookupStatus.ERROR)
     assert value(registry, "mailmoat_dns_failures_total", zone="zen.dnsbl.test") == 1
     assert value(registry, "mailmoat_dns_failures_total", zone=FOLDED) == 1
+    # Timeouts apart from errors: a slow list is not a broken one.
+    lookups = "mailmoat_dnsbl_lookups_total"
+    assert value(registry, lookups, zone="zen.dnsbl.test", result="timeout") == 1
+    assert value(registry, lookups, zone="zen.dnsbl.test", result="error") == 0
+    assert value(registry, lookups, zone="zen.dnsbl.test", result="not_listed") == 1
+    assert value(registry, lookups, zone=FOLDED, result="error") == 1
     count = "mailmoat_dns_lookup_duration_seconds_count"
     assert value(registry, count, zone="zen.dnsbl.test") == 2
     assert value(registry, count, zone="rogue.zone.test") is None
@@ -199,7 +228,7 @@ def test_single_process_scrapes_the_injected_registry(
 
 WORKER = """
 import os
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from service.metrics import GatewayMetrics
 metrics = GatewayMetrics(registry=CollectorRegistry(), domains=["example.test"], queue_lengths=dict)
 metrics.received()

@@ -12,11 +12,12 @@ from sqlalchemy import Engine, select
 
 from slamonitor import availability, faults
 from slamonitor.availability import AvailabilityProbe
-from slamonitor.exclusions import Kind, State
+from slamonitor.exclusions import Kind, State, Window
 from slamonitor.periods import Month
 from slamonitor.probe import Cause, probe_cause, smtp_probe
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
 from store.sla_tables import alerts, probes, queue_samples
+from store.sla_tables import availability as availability_table
 from tests.slamonitor.conftest import NOV
 from tests.smtpsink import RecordingSink, started_sink
 
@@ -212,3 +213,19 @@ async def test_a_restarted_watch_goes_on_with_the_open_proposal(
     with engine.connect() as conn:
         [window] = faults.listing(conn, None, None)
     assert window.end_at == restarted.clock.now
+
+
+def test_availability_counts_the_gateways_own_outage(engine: Engine) -> None:
+    """The probe dies with the gateway: ten minutes without samples are ten failed minutes."""
+    start = Month(2026, 11).start + 3600
+    times = [start + 60 * i for i in range(5)] + [start + 60 * (4 + 10 + i) for i in range(5)]
+    with engine.begin() as conn:
+        for at in times:
+            conn.execute(availability_table.insert().values(at=at, up=True, detail="ok"))
+    with engine.connect() as conn:
+        result = availability.measure(conn, Month(2026, 11), None, [])
+        # A maintenance window over the outage takes the missing minutes out, not in.
+        window = Window(Kind.MAINTENANCE, start + 300, start + 840, None, "planned")
+        excused = availability.measure(conn, Month(2026, 11), None, [window])
+    assert (result.samples, result.up, result.missing) == (19, 10, 9)
+    assert (excused.samples, excused.up, excused.missing) == (10, 10, 0)

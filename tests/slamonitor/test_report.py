@@ -6,16 +6,22 @@ import argparse
 import base64
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from matplotlib.dates import num2date
+from matplotlib.figure import Figure
 from sqlalchemy import Engine, inspect, select
 
 from slamonitor.cli import add_commands, write_report
 from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
+from slamonitor.report import build
+from slamonitor.report_html import render, seconds, share
+from slamonitor.report_plots import _month_axis
 from store.sla_tables import queue_samples, services, tickets
 from store.store import MIGRATIONS
 from tests.slamonitor.conftest import NOV, event, insert
@@ -81,6 +87,32 @@ def test_report_command_writes_json_and_html(
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "http" not in page.replace("http-equiv", "")  # nothing fetched from elsewhere
     assert "acme.test" in page and 'class="missed"' not in page
+    # Readable: shares as percentages, no None, no raw JSON, durations with units.
+    assert "None" not in page and "{" not in page.split("</style>")[1]
+    assert "<td>95%</td>" in page and "0.0004%" in page
+    assert "50 of 50 delivered within 2 min" in page
+
+
+def test_numbers_are_written_for_people() -> None:
+    assert share(4e-06) == "0.0004%"
+    assert share(0.000157952930026852) == "0.016%"
+    assert (share(0.95), share(0.999), share(1.0), share(0.0)) == ("95%", "99.9%", "100%", "0%")
+    assert share(None) == "not measured"
+    assert (seconds(0.35), seconds(4.2), seconds(210.0), seconds(None)) == (
+        "350 ms", "4.2 s", "3.5 min", "-",
+    )  # fmt: skip
+
+
+def test_an_empty_month_renders_without_plots_spanning_years(engine: Engine) -> None:
+    report = build(engine, Month(2026, 11), SlaSettings(), now=NOV + 86400)
+    page = render(report)
+    assert "No exclusions this month." in page and "No alerts this month." in page
+    assert "None" not in page
+    assert '<span class="none">nothing to notify</span>' in page  # virus: nothing measured
+    axes = Figure().add_subplot()
+    _month_axis(axes, report)  # an empty plot keeps the month, not 2025 to 2029
+    low, high = (num2date(x).date() for x in axes.get_xlim())
+    assert (low, high) == (date(2026, 11, 1), date(2026, 12, 1))
 
 
 def test_report_command_rejects_a_bad_month(tmp_path: Path) -> None:
