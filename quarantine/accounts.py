@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from quarantine import held
 from store.quarantine_tables import accounts, held_recipients
 from store.schema import quarantine
 
@@ -39,6 +40,8 @@ class Pending:
     quarantined_at: float
     score: float
     category: str
+    why: str
+    viruses: tuple[str, ...]
 
 
 def get(conn: Connection, address: str) -> Account | None:
@@ -74,12 +77,13 @@ def pending(conn: Connection, account: Account) -> list[Pending]:
         .where(quarantine.c.state == "held", quarantine.c.quarantined_at > since)
         .order_by(quarantine.c.quarantined_at)
     )  # fmt: skip
-    return [
-        Pending(
-            r.id, r.message_id, r.mail_from, r.subject or "", r.quarantined_at, r.score, r.category
-        )
-        for r in rows
-    ]
+    found = []
+    for r in rows:
+        summary = held.summary_of(r)
+        found.append(Pending(r.id, r.message_id, summary.sender, summary.subject,
+                             summary.quarantined_at, summary.score, summary.category,
+                             summary.why, summary.viruses))  # fmt: skip
+    return found
 
 
 def digest_sent(conn: Connection, address: str, up_to: float) -> None:

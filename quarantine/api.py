@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi import Path as PathParam
 
 from filters.lists import domain_of
 from quarantine import accounts, reports
+from quarantine.api_errors import errors
 from quarantine.api_models import (
     AccountIn,
     AccountOut,
@@ -33,6 +34,7 @@ from quarantine.api_models import (
     ReportOut,
     RequestIn,
     RequestOut,
+    RequestPage,
     SenderIn,
     entry_out,
     request_out,
@@ -45,6 +47,9 @@ from store.principal import Principal
 
 EntryId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="list entry id")]
 HeldId = Annotated[str, PathParam(max_length=64, description="quarantine id")]
+VIRUS_HINT = (
+    "; ask for it with POST /api/v1/quarantine/{id}/release-requests and an operator decides"
+)
 
 
 def create_router(
@@ -61,23 +66,26 @@ def create_router(
         except Refused as exc:
             raise HTTPException(exc.status, str(exc)) from None
 
-    @router.get("/quarantine", response_model=Page)
+    @router.get("/quarantine", response_model=Page, responses=errors(400, 401, 422))
     async def list_held(
         who: Principal = caller,
-        recipient: str | None = None,
-        sender: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        kind: Literal["spam", "virus", "content"] | None = None,
+        recipient: str | None = Query(None, description="held for this address"),
+        sender: str | None = Query(None, description="envelope sender contains this"),
+        subject: str | None = Query(None, description="subject contains this"),
+        since: datetime | None = Query(None, description="held at or after"),
+        until: datetime | None = Query(None, description="held before"),
+        kind: Literal["spam", "virus", "content"] | None = Query(None, description="why held"),
         min_score: float | None = None,
         max_score: float | None = None,
         state: Literal["held", "released", "deleted"] = "held",
-        cursor: str | None = None,
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Page:
+        """Held mail of the caller's domains, newest first, with why each message was held."""
         filters = Filters(
-            recipient, sender, since.timestamp() if since else None,
-            until.timestamp() if until else None, kind, min_score, max_score, state,
+            recipient=recipient, sender=sender, subject=subject,
+            since=since.timestamp() if since else None, until=until.timestamp() if until else None,
+            kind=kind, min_score=min_score, max_score=max_score, state=state,
         )  # fmt: skip
         try:
             items, nxt = await quarantine.find(who, filters, cursor, limit)
@@ -85,23 +93,50 @@ def create_router(
             raise HTTPException(400, "malformed cursor") from None
         return Page(items=[HeldOut.of(i) for i in items], next_cursor=nxt)
 
-    @router.get("/quarantine/{held_id}", response_model=HeldDetail)
+    @router.get("/quarantine/{held_id}", response_model=HeldDetail,
+                responses=errors(401, 404, 422))  # fmt: skip
     async def read_held(held_id: HeldId, who: Principal = caller) -> HeldDetail:
+        """One held message: headers, text parts, attachments and every filter hit."""
         found = await guarded(quarantine.get(who, held_id), "message")
         return HeldDetail(**HeldOut.of(found.summary).model_dump(), **detail_of(found))
 
-    @router.post("/quarantine/{held_id}/release", response_model=ReleaseOut)
-    async def release(held_id: HeldId, body: ReleaseIn, who: Principal = caller) -> ReleaseOut:
-        done = await guarded(quarantine.release(who, held_id, body.to, body.reason), "message")
+    @router.post("/quarantine/{held_id}/release", response_model=ReleaseOut,
+                 responses=errors(401, 403, 404, 422))  # fmt: skip
+    async def release(
+        held_id: HeldId,
+        body: Annotated[ReleaseIn | None, Body()] = None,
+        who: Principal = caller,
+    ) -> ReleaseOut:
+        """Deliver a held message unfiltered; no body sends it to its original recipients.
+
+        Virus mail is refused (403) to customers: ask for it with
+        ``POST /quarantine/{id}/release-requests``. Releasing twice does nothing.
+        """
+        body = body or ReleaseIn()
+        try:
+            done = await quarantine.release(who, held_id, body.to, body.reason)
+        except NotFound:
+            raise HTTPException(404, "no such message") from None
+        except Refused as exc:
+            detail = str(exc)
+            headers = None
+            if exc.status == 403 and "never-release" not in detail:
+                detail += VIRUS_HINT.format(id=held_id)
+                link = f'</api/v1/quarantine/{held_id}/release-requests>; rel="release-request"'
+                headers = {"Link": link}
+            raise HTTPException(exc.status, detail, headers) from None
         return ReleaseOut(released=done.released, to=list(done.targets), detail=done.detail)
 
-    @router.delete("/quarantine/{held_id}", response_model=DeleteOut)
+    @router.delete("/quarantine/{held_id}", response_model=DeleteOut,
+                   responses=errors(401, 404, 422))  # fmt: skip
     async def delete(held_id: HeldId, who: Principal = caller) -> DeleteOut:
+        """Delete a held message now instead of at the end of retention; idempotent."""
         gone = await guarded(quarantine.delete(who, held_id), "message")
         return DeleteOut(deleted=gone, detail="deleted" if gone else "not held; nothing done")
 
-    @router.post("/quarantine/bulk", response_model=BulkOut)
+    @router.post("/quarantine/bulk", response_model=BulkOut, responses=errors(401, 422))
     async def bulk(body: BulkIn, who: Principal = caller) -> BulkOut:
+        """Release or delete up to 500 messages; each id gets its own status, as if alone."""
         results: dict[str, dict[str, Any]] = {}
         for held_id in dict.fromkeys(body.ids):
             try:
@@ -118,41 +153,51 @@ def create_router(
                 results[held_id] = {"status": exc.status, "done": False, "detail": str(exc)}
         return BulkOut(results=results)
 
-    @router.post("/quarantine/{held_id}/sender", response_model=list[EntryOut], status_code=201)
+    @router.post("/quarantine/{held_id}/sender", response_model=list[EntryOut], status_code=201,
+                 responses=errors(401, 404, 422))  # fmt: skip
     async def list_sender(
         held_id: HeldId, body: SenderIn, who: Principal = caller
     ) -> list[EntryOut]:
+        """Allow or block the message's sender for its recipients (`user`) or their domain."""
         made = await guarded(quarantine.sender_to_list(who, held_id, body.list, body.scope),
                              "message")  # fmt: skip
         return [entry_out(e) for e in made]
 
     @router.post("/quarantine/{held_id}/release-requests", response_model=RequestOut,
-                 status_code=201)  # fmt: skip
+                 status_code=201, responses=errors(401, 403, 404, 409, 422))  # fmt: skip
     async def request_release(
         held_id: HeldId, body: RequestIn, who: Principal = caller
     ) -> RequestOut:
+        """Ask an operator to release virus mail; 409 when not a virus or one is pending."""
         made = await guarded(quarantine.request_release(who, held_id, body.reason, body.to),
                              "message")  # fmt: skip
         return request_out(made)
 
-    @router.get("/release-requests", response_model=list[RequestOut])
+    @router.get("/release-requests", response_model=RequestPage, responses=errors(401, 422))
     async def list_requests(
         who: Principal = caller, status: Literal["pending", "released", "refused"] | None = None
-    ) -> list[RequestOut]:
-        return [request_out(r) for r in await quarantine.release_requests(who, status)]
+    ) -> RequestPage:
+        """Virus release requests of the caller's domains, oldest first."""
+        found = await quarantine.release_requests(who, status)
+        return RequestPage(items=[request_out(r) for r in found], next_cursor=None)
 
-    @router.post("/release-requests/{request_id}/decision", response_model=RequestOut)
+    @router.post("/release-requests/{request_id}/decision", response_model=RequestOut,
+                 responses=errors(401, 403, 404, 409, 422))  # fmt: skip
     async def decide(request_id: str, body: DecisionIn, who: Principal = caller) -> RequestOut:
+        """An operator approves (the message is released) or refuses a pending request."""
         done = await guarded(quarantine.decide(who, request_id, body.approve, body.reason),
                              "release request")  # fmt: skip
         return request_out(done)
 
-    @router.get("/lists", response_model=list[EntryOut])
+    @router.get("/lists", response_model=list[EntryOut], responses=errors(401))
     async def list_entries(who: Principal = caller) -> list[EntryOut]:
+        """Sender list entries of the caller's domains (the policy file's lists not included)."""
         return [entry_out(e) for e in await quarantine.entries(who)]
 
-    @router.post("/lists", response_model=EntryOut, status_code=201)
+    @router.post("/lists", response_model=EntryOut, status_code=201,
+                 responses=errors(401, 404, 422))  # fmt: skip
     async def add_entry(body: EntryIn, who: Principal = caller) -> EntryOut:
+        """Add a whitelist or blacklist entry; the next message already sees it."""
         domain = body.domain.lower().strip(".")
         owner = domain if body.scope == "domain" else (body.owner or "").strip().lower()
         if body.scope == "user" and domain_of(owner) != domain:
@@ -166,8 +211,9 @@ def create_router(
         )  # fmt: skip
         return entry_out(made)
 
-    @router.delete("/lists/{entry_id}", status_code=204)
+    @router.delete("/lists/{entry_id}", status_code=204, responses=errors(401, 404, 422))
     async def remove_entry(entry_id: EntryId, who: Principal = caller) -> None:
+        """Remove a sender list entry."""
         await guarded(quarantine.remove_entry(who, entry_id), "list entry")
 
     def _account_out(a: Any) -> AccountOut:
@@ -180,12 +226,14 @@ def create_router(
             last_digest_at=timestamp(a.last_digest_at) if a.last_digest_at else None,
         )
 
-    @router.get("/accounts", response_model=list[AccountOut])
+    @router.get("/accounts", response_model=list[AccountOut], responses=errors(401))
     async def list_accounts(who: Principal = caller) -> list[AccountOut]:
+        """Quarantine accounts (one per recipient that had mail held) and their digest choice."""
         domains = None if who.operator else sorted(who.domains)
         return [_account_out(a) for a in await quarantine.read(accounts.find, domains)]
 
-    @router.put("/accounts/{address}", response_model=AccountOut)
+    @router.put("/accounts/{address}", response_model=AccountOut,
+                responses=errors(401, 404, 422))  # fmt: skip
     async def set_account(address: str, body: AccountIn, who: Principal = caller) -> AccountOut:
         """How the recipient hears about held mail: daily digest, every N hours, or never."""
         if (body.notify == "hours") != (body.every_hours is not None):
@@ -198,10 +246,18 @@ def create_router(
         assert updated is not None
         return _account_out(updated)
 
-    @router.get("/reports", response_model=ReportOut)
+    @router.get("/reports", response_model=ReportOut, responses=errors(401, 404, 422))
     async def report(
-        domain: str, since: datetime, until: datetime, who: Principal = caller
+        since: datetime,
+        until: datetime,
+        who: Principal = caller,
+        domain: str | None = Query(None, description="optional when the token covers one domain"),
     ) -> ReportOut:
+        """What happened to a domain's mail in [since, until): by action, outcome, stage, symbol."""
+        if domain is None:
+            if who.operator or len(who.domains) != 1:
+                raise HTTPException(422, "give `domain`: this token covers more than one domain")
+            (domain,) = who.domains
         if not who.sees(domain):
             raise HTTPException(404, "no such domain")
         if until <= since:

@@ -18,13 +18,17 @@ def timestamp(value: float) -> datetime:
 
 
 class HeldOut(BaseModel):
-    id: str
-    domain: str
-    sender: str
+    """One held message in a listing, with why it was held."""
+
+    id: str = Field(description="quarantine id, used in every other call")
+    domain: str = Field(description="the customer domain it was addressed to")
+    sender: str = Field(description="envelope sender (MAIL FROM)")
     recipients: list[str]
     subject: str
     kind: str = Field(description="spam, virus or content")
-    score: float
+    score: float = Field(description="the filter's total score, rounded to two decimals")
+    why: str = Field(description="the hits that decided, in words (virus names for viruses)")
+    viruses: list[str] = Field(description="virus names found, for virus quarantine")
     size: int
     quarantined_at: datetime
     expires_at: datetime
@@ -40,7 +44,9 @@ class HeldOut(BaseModel):
             recipients=list(s.recipients),
             subject=s.subject,
             kind=s.category,
-            score=s.score,
+            score=round(s.score, 2),
+            why=s.why,
+            viruses=list(s.viruses),
             size=s.size,
             quarantined_at=timestamp(s.quarantined_at),
             expires_at=timestamp(s.expires_at),
@@ -55,14 +61,17 @@ class Page(BaseModel):
 
 
 class HeldDetail(HeldOut):
+    """One held message with what its owner reads before releasing it."""
+
     headers: list[tuple[str, str]]
-    text_parts: list[dict[str, str]]
-    attachments: list[dict[str, Any]]
-    hits: list[dict[str, Any]]
-    why: str = Field(description="the hits that decided, in words")
+    text_parts: list[dict[str, str]] = Field(description="text parts, each cut at 100,000 chars")
+    attachments: list[dict[str, Any]] = Field(description="filename, type, size, sha256")
+    hits: list[dict[str, Any]] = Field(description="every filter hit: symbol, score, reason")
 
 
 class ReleaseIn(BaseModel):
+    """Optional: a release without a body goes to the original recipients."""
+
     to: list[str] | None = Field(None, description="default: the original recipients")
     reason: str | None = Field(None, description="required when an operator releases a virus")
 
@@ -138,6 +147,13 @@ class RequestOut(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     decision: str | None
+
+
+class RequestPage(BaseModel):
+    """Release requests, shaped like the quarantine listing so clients page both alike."""
+
+    items: list[RequestOut]
+    next_cursor: str | None = Field(None, description="always null: every match is returned")
 
 
 class AccountOut(BaseModel):

@@ -26,6 +26,11 @@ DIGEST_ACTIONS: Final = (
     ("delete", "Delete"),
     ("allow_sender", "Allow sender"),
 )
+# A virus is never released by its recipient: they ask, an operator decides (SPEC 3).
+VIRUS_ACTIONS: Final = (
+    ("request_release", "Request release"),
+    ("delete", "Delete"),
+)
 DIGEST_MODES: Final = frozenset({"daily", "hours", "never"})
 MAX_FIELD_CHARS: Final = 200
 _RETENTION_HINT: Final = "Held messages you do not release are deleted automatically."
@@ -44,6 +49,20 @@ class DigestItem:
     score: float
     category: str
     reason: str
+    viruses: tuple[str, ...] = ()
+
+    @property
+    def actions(self) -> tuple[tuple[str, str], ...]:
+        """The links this item offers: no release or allow-sender link can work for a virus."""
+        return VIRUS_ACTIONS if self.category == "virus" else DIGEST_ACTIONS
+
+    @property
+    def held_as(self) -> str:
+        """Why it was held, in a phrase: a virus by its name, anything else with its score."""
+        if self.category == "virus":
+            names = ", ".join(self.viruses) or "unnamed signature"
+            return f"Held as a virus ({names})"
+        return f"Held as {self.category} (score {self.score:.1f})"
 
 
 def render_digest(
@@ -56,7 +75,7 @@ def render_digest(
     now: float,
     hostname: str,
 ) -> bytes:
-    """The digest for one recipient, newest first, each held message once with its three links."""
+    """The digest for one recipient, newest first, each held message once with its links."""
     unique = list({item.held_id: item for item in reversed(items)}.values())
     if not unique:
         raise ValueError("a digest needs at least one held message; send none instead")
@@ -70,17 +89,18 @@ def render_digest(
         hostname=hostname,
         seed="digest\n" + "\n".join(item.held_id for item in unique),
     )
-    text = [f"{count} addressed to {_line(recipient)} were held in quarantine.", ""]
+    verb = "was" if len(unique) == 1 else "were"
+    text = [f"{count} addressed to {_line(recipient)} {verb} held in quarantine.", ""]
     rows = []
     for item in unique:
-        links = [(label, link_for(action, item)) for action, label in DIGEST_ACTIONS]
+        links = [(label, link_for(action, item)) for action, label in item.actions]
         text += _item_text(item, links)
         rows.append(_item_html(item, links))
     text += [f"Manage your quarantine: {base_url}", _RETENTION_HINT]
     msg.set_content("\n".join(text) + "\n")
     msg.add_alternative(
         "<!DOCTYPE html>\n<html><body>\n"
-        f"<p>{html.escape(count)} addressed to {_html(recipient)} were held in quarantine.</p>\n"
+        f"<p>{html.escape(count)} addressed to {_html(recipient)} {verb} held in quarantine.</p>\n"
         '<table border="1" cellpadding="4">\n'
         "<tr><th>Received</th><th>From</th><th>Subject</th><th>Why</th><th>Actions</th></tr>\n"
         + "".join(rows)
@@ -136,6 +156,7 @@ def digest_due(
     now: float,
     tz_offset_hours: float = 0,
     send_hour: int = 8,
+    opened_at: float | None = None,
 ) -> bool:
     """Whether a digest should go out now, for modes ``daily``, ``hours`` and ``never``.
 
@@ -144,6 +165,8 @@ def digest_due(
     ``hours`` sends when ``every_hours`` have passed since the last digest, or at
     once when there was none.
     ``tz_offset_hours`` is a fixed UTC offset: the caller resolves daylight saving.
+    ``opened_at`` (when the account opened) stands in for the last digest until
+    there is one, so a new account's first daily digest waits for the next send time.
     """
     if mode not in DIGEST_MODES:
         raise ValueError(f"digest mode must be one of {sorted(DIGEST_MODES)}, got {mode!r}")
@@ -160,11 +183,11 @@ def digest_due(
     offset = tz_offset_hours * 3600
     local = now + offset
     today_slot = local - local % 86400 + send_hour * 3600  # local seconds
-    if last_sent_at is None:
-        # A new account waits for its first send time rather than getting a digest at once.
+    reference = last_sent_at if last_sent_at is not None else opened_at
+    if reference is None:
         return local >= today_slot
     latest_slot = today_slot if local >= today_slot else today_slot - 86400
-    return last_sent_at + offset < latest_slot
+    return reference + offset < latest_slot
 
 
 def _envelope(
@@ -197,7 +220,7 @@ def _item_text(item: DigestItem, links: list[tuple[str, str]]) -> list[str]:
         f"* {_line(item.subject) or '(no subject)'}",
         f"  From: {_line(item.sender) or '(no sender)'}",
         f"  Received: {_when(item.received_at)}",
-        f"  Held as {_line(item.category)} (score {item.score:.1f}): {_line(item.reason)}",
+        f"  {_line(item.held_as)}: {_line(item.reason)}",
     ]
     lines += [f"  {label}: {url}" for label, url in links]
     return [*lines, ""]
@@ -209,7 +232,7 @@ def _item_html(item: DigestItem, links: list[tuple[str, str]]) -> str:
         f"<tr><td>{html.escape(_when(item.received_at))}</td>"
         f"<td>{_html(item.sender)}</td>"
         f"<td>{_html(item.subject) or '(no subject)'}</td>"
-        f"<td>{_html(item.category)} ({item.score:.1f}): {_html(item.reason)}</td>"
+        f"<td>{_html(item.held_as)}: {_html(item.reason)}</td>"
         f"<td>{actions}</td></tr>\n"
     )
 

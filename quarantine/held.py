@@ -37,6 +37,17 @@ class HeldSummary:
     expires_at: float
     state: str
     never_release: bool
+    hits: tuple[dict[str, Any], ...] = ()
+    viruses: tuple[str, ...] = ()
+
+    @property
+    def why(self) -> str:
+        """The hits that decided, in words: what listings, digests and pages show as the reason."""
+        deciding = [h for h in self.hits if h.get("action") not in (None, "deliver")]
+        shown = "; ".join(f"{h['symbol']}: {h['reason']}" for h in deciding or self.hits)
+        if self.viruses:
+            shown = f"virus {', '.join(self.viruses)}" + (f"; {shown}" if shown else "")
+        return shown or "no hits recorded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class Filters:
 
     recipient: str | None = None
     sender: str | None = None
+    subject: str | None = None
     since: float | None = None
     until: float | None = None
     kind: str | None = None
@@ -63,7 +75,7 @@ class Filters:
     state: str = "held"
 
 
-def _summary(row: Row[Any]) -> HeldSummary:
+def summary_of(row: Row[Any]) -> HeldSummary:
     return HeldSummary(
         id=row.id,
         domain=row.domain,
@@ -77,6 +89,8 @@ def _summary(row: Row[Any]) -> HeldSummary:
         expires_at=row.expires_at,
         state=row.state,
         never_release=bool(row.never_release),
+        hits=tuple(json.loads(row.hits)),
+        viruses=tuple(json.loads(row.viruses or "[]")),
     )
 
 
@@ -113,7 +127,11 @@ def find(
                            held_recipients.c.address == filters.recipient.lower())
         )  # fmt: skip
     if filters.sender:
-        query = query.where(func.lower(quarantine.c.mail_from).contains(filters.sender.lower()))
+        sender = filters.sender.lower()
+        query = query.where(func.lower(quarantine.c.mail_from).contains(sender, autoescape=True))
+    if filters.subject:
+        subject = filters.subject.lower()
+        query = query.where(func.lower(quarantine.c.subject).contains(subject, autoescape=True))
     if filters.since is not None:
         query = query.where(quarantine.c.quarantined_at >= filters.since)
     if filters.until is not None:
@@ -131,7 +149,7 @@ def find(
                 and_(quarantine.c.quarantined_at == when, quarantine.c.id < last))
         )  # fmt: skip
     query = query.order_by(quarantine.c.quarantined_at.desc(), quarantine.c.id.desc())
-    rows = [_summary(r) for r in conn.execute(query.limit(limit + 1))]
+    rows = [summary_of(r) for r in conn.execute(query.limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (_cursor(rows[-1]) if more and rows else None)
@@ -145,7 +163,8 @@ def get(conn: Connection, held_id: str) -> HeldMessage | None:
     ).first()  # fmt: skip
     if row is None:
         return None
-    return HeldMessage(_summary(row), row.message_id, bytes(row.raw), tuple(json.loads(row.hits)))
+    summary = summary_of(row)
+    return HeldMessage(summary, row.message_id, bytes(row.raw), summary.hits)
 
 
 def mark(conn: Connection, held_id: str, state: str, now: float) -> bool:

@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-ACTIONS: Final = frozenset({"release", "delete", "allow_sender"})
+ACTIONS: Final = frozenset({"release", "delete", "allow_sender", "request_release"})
 MIN_SECRET_BYTES: Final = 32
 MAX_TOKEN_CHARS: Final = 4096
 _VERSION: Final = "v1"

@@ -30,7 +30,8 @@ class TokenInfo:
     revoked_at: float | None
 
 
-def _hash(token: str) -> str:
+def hash_of(token: str) -> str:
+    """What the store keeps of a token (SHA-256), and what a web session remembers of it."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -46,7 +47,7 @@ def create(
         api_tokens.insert().values(
             id=token_id, name=name, operator=operator,
             domains=json.dumps(sorted({d.lower().strip(".") for d in domains})),
-            token_hash=_hash(token), created_at=now, revoked_at=None,
+            token_hash=hash_of(token), created_at=now, revoked_at=None,
         )
     )  # fmt: skip
     return token_id, token
@@ -65,8 +66,13 @@ def authenticate(conn: Connection, token: str) -> Principal | None:
     """The principal a presented token stands for, or None (unknown or revoked)."""
     if not token.startswith(PREFIX):
         return None
+    return authenticate_hash(conn, hash_of(token))
+
+
+def authenticate_hash(conn: Connection, token_hash: str) -> Principal | None:
+    """The principal of the token with this hash, or None (unknown or revoked)."""
     row = conn.execute(
-        select(api_tokens).where(api_tokens.c.token_hash == _hash(token))
+        select(api_tokens).where(api_tokens.c.token_hash == token_hash)
     ).first()  # fmt: skip
     if row is None or row.revoked_at is not None:
         return None

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from filters.lists import domain_of
 from quarantine import accounts, digest, held, links
 from quarantine.config import QuarantineConfig
+from quarantine.held import HeldSummary
 from quarantine.service import NotFound, Quarantine, Refused
 from store.principal import Principal
 from store.quarantine_tables import link_uses
@@ -84,6 +85,7 @@ class Upkeep:
             due = digest.digest_due(
                 mode=account.notify, every_hours=account.every_hours,
                 last_sent_at=account.last_digest_at, now=now, send_hour=self.config.digest_hour,
+                opened_at=account.created_at,
             )  # fmt: skip
             if due and await self._digest(account, now):
                 sent += 1
@@ -95,7 +97,7 @@ class Upkeep:
             return False
         items = [
             digest.DigestItem(p.held_id, p.sender, p.subject, p.quarantined_at, p.score,
-                              p.category, f"{p.category}, score {p.score:.1f}")
+                              p.category, p.why, p.viruses)
             for p in pending
         ]  # fmt: skip
         address = account.address
@@ -104,7 +106,7 @@ class Upkeep:
             return self._link(action, item, address)
 
         body = digest.render_digest(
-            recipient=address, items=items, base_url=self.base_url, link_for=link_for,
+            recipient=address, items=items, base_url=f"{self.base_url}/my/", link_for=link_for,
             sender=self.sender, now=now, hostname=self.hostname,
         )  # fmt: skip
         newest = max(p.quarantined_at for p in pending)
@@ -125,7 +127,7 @@ class Upkeep:
         items = [
             NewDelivery(DeliveryKind.NOTIFY, domain_of(a), "", (a,),
                         body=digest.render_notice(recipient=a, sender=self.sender,
-                                                  base_url=self.base_url, now=now,
+                                                  base_url=f"{self.base_url}/my/", now=now,
                                                   hostname=self.hostname))
             for a in addresses
         ]  # fmt: skip
@@ -135,12 +137,19 @@ class Upkeep:
 
     # --- one-click links ----------------------------------------------------------------------
 
-    async def follow(self, token: str) -> str:
-        """Carry out a digest link once; returns what was done. Raises LinkError, Refused."""
+    async def claimed(self, token: str) -> tuple[links.LinkClaim, HeldSummary]:
+        """What a valid link is for and the message it names; raises LinkError or NotFound."""
         claim = links.verify(self.secret, token, now=self.clock())
         found = await self.quarantine.read(held.get, claim.held_id)
         if found is None or claim.recipient not in found.summary.recipients:
             raise NotFound(claim.held_id)
+        return claim, found.summary
+
+    async def follow(self, token: str, reason: str = "") -> str:
+        """Carry out a digest link once; returns what was done. Raises LinkError, Refused."""
+        claim, summary = await self.claimed(token)
+        if claim.action == "request_release" and not reason.strip():
+            raise Refused("say why you need this message: an operator reads it", 422)
         try:
             await self.quarantine.write(
                 lambda conn: conn.execute(link_uses.insert().values(nonce=claim.nonce,
@@ -148,15 +157,19 @@ class Upkeep:
             )  # fmt: skip
         except IntegrityError:
             raise Refused("this link was already used", 410) from None
-        who = Principal(f"link:{claim.recipient}", False, frozenset({found.summary.domain}))
+        who = Principal(f"link:{claim.recipient}", False, frozenset({summary.domain}))
         if claim.action == "release":
             done = await self.quarantine.release(who, claim.held_id, [claim.recipient])
             return done.detail
         if claim.action == "delete":
             deleted = await self.quarantine.delete(who, claim.held_id)
             return "deleted" if deleted else "already gone; nothing done"
+        if claim.action == "request_release":
+            await self.quarantine.request_release(who, claim.held_id, reason.strip(),
+                                                  [claim.recipient])  # fmt: skip
+            return "release requested; an operator will decide and you will get the message"
         await self.quarantine.sender_to_list(who, claim.held_id, "whitelist", "user")
-        return f"{found.summary.sender} is now allowed for {claim.recipient}"
+        return f"{summary.sender} is now allowed for {claim.recipient}"
 
     # --- schedule --------------------------------------------------------------------------------
 

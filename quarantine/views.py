@@ -13,8 +13,6 @@ MAX_TEXT = 100_000
 def detail_of(message: HeldMessage) -> dict[str, Any]:
     """The parts of a held message a customer reads before releasing it (never raises)."""
     mail = Mail(message.raw)
-    deciding = [h for h in message.hits if h.get("action") not in (None, "deliver")]
-    why = "; ".join(f"{h['symbol']}: {h['reason']}" for h in deciding or message.hits)
     return {
         "headers": [(k, v) for k, v in mail.headers],
         "text_parts": [
@@ -30,5 +28,4 @@ def detail_of(message: HeldMessage) -> dict[str, Any]:
             for a in mail.attachments
         ],
         "hits": list(message.hits),
-        "why": why or "no hits recorded",
     }

@@ -26,6 +26,7 @@ from quarantine import api, pages
 from quarantine.auth import bearer_principal
 from quarantine.service import Quarantine
 from quarantine.upkeep import Upkeep
+from quarantine.web.router import create_router as customer_pages
 from service import sla_hooks
 from service.classifier import Classifier, PolicySource
 from service.config import DomainConfig, GatewayConfig
@@ -227,6 +228,13 @@ class Gateway:
             routers=[
                 api.create_router(self.quarantine, principal),
                 pages.create_router(self.upkeep),
+                customer_pages(
+                    self.quarantine,
+                    secret=self.upkeep.secret,
+                    clock=self.clock,
+                    base_url=lambda: self.upkeep.base_url,
+                    hostname=self.config.smtp.hostname,
+                ),
                 sla_api.create_router(self.store.engine, principal, clock=self.clock),
             ],
         )
