@@ -133,12 +133,20 @@ def cmd_token(args: argparse.Namespace) -> int:
     from service.config import load_config
     from store.store import Store
 
-    store = Store(load_config(args.config).store.path)
+    config = load_config(args.config)
+    if args.action == "create":
+        if args.operator == bool(args.domain):
+            errors.print("[red]mailmoat token create: give --domain (a customer) or --operator "
+                         "(every domain), not both[/]")  # fmt: skip
+            return 2
+        unknown = sorted({d.lower().strip(".") for d in args.domain} - set(config.domains))
+        if unknown:
+            errors.print(f"[red]mailmoat token create: {', '.join(unknown)} not among the "
+                         f"gateway's domains ({', '.join(sorted(config.domains))})[/]")  # fmt: skip
+            return 2
+    store = Store(config.store.path)
     try:
         if args.action == "create":
-            if not args.operator and not args.domain:
-                errors.print("[red]mailmoat token create: give --domain (or --operator)[/]")
-                return 2
             token_id, token = store.write(
                 tokens.create, name=args.name or ",".join(args.domain) or "operator",
                 operator=args.operator, domains=args.domain, now=time.time(),

@@ -8,7 +8,14 @@ from email.policy import default
 
 import pytest
 
-from quarantine.digest import DIGEST_ACTIONS, DigestItem, digest_due, render_digest, render_notice
+from quarantine.digest import (
+    DIGEST_ACTIONS,
+    VIRUS_ACTIONS,
+    DigestItem,
+    digest_due,
+    render_digest,
+    render_notice,
+)
 from quarantine.links import ACTIONS
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
@@ -98,12 +105,30 @@ def test_each_item_listed_once_with_its_three_links_in_both_parts() -> None:
 
 
 def test_digest_actions_are_link_actions() -> None:
-    assert {action for action, _ in DIGEST_ACTIONS} == ACTIONS
+    assert {action for action, _ in DIGEST_ACTIONS + VIRUS_ACTIONS} == ACTIONS
 
 
 def test_single_item_says_message() -> None:
     msg = parse(digest([item("a1")]))
     assert msg["Subject"] == "Quarantine digest: 1 message held for you"
+    text, html = parts(digest([item("a1")]))
+    assert "1 message addressed to bob@example.test was held in quarantine." in text
+    assert "1 message addressed to bob@example.test was held in quarantine." in html
+    text, _ = parts(digest([item("a1"), item("a2")]))
+    assert "2 messages addressed to bob@example.test were held in quarantine." in text
+
+
+def test_a_virus_shows_its_name_and_offers_a_release_request_not_a_release() -> None:
+    virus = item("v1", category="virus", score=0.0, viruses=("Eicar-Test-Signature",),
+                 reason="virus Eicar-Test-Signature")  # fmt: skip
+    text, html = parts(digest([virus, item("s1")]))
+    assert "  Held as a virus (Eicar-Test-Signature): virus Eicar-Test-Signature" in text
+    assert "score 0.0" not in text and "score 0.0" not in html
+    assert "Request release: https://q.example.test/l/request_release/v1?t=tok&u=1" in text
+    for action in ("release", "allow_sender"):
+        assert f"/l/{action}/v1" not in text and f"/l/{action}/v1" not in html
+        assert f"/l/{action}/s1" in text  # spam keeps its links
+    assert "Held as spam (score 12.5)" in text
 
 
 def test_item_details_are_shown() -> None:
@@ -262,6 +287,24 @@ def test_daily_digest_across_day_boundaries(
         )
         is due
     )
+
+
+@pytest.mark.parametrize(
+    ("opened_at", "now", "due"),
+    [
+        (MIDNIGHT + 22 * H, MIDNIGHT + 22 * H + 60, False),  # opened at 22:00: not a minute later
+        (MIDNIGHT + 22 * H, MIDNIGHT + DAY + 7.9 * H, False),
+        (MIDNIGHT + 22 * H, MIDNIGHT + DAY + 8 * H, True),  # the next 08:00
+        (MIDNIGHT + 7 * H, MIDNIGHT + 8 * H, True),  # opened before today's send time
+    ],
+)
+def test_first_daily_digest_waits_for_the_send_hour_after_the_account_opened(
+    opened_at: float, now: float, due: bool
+) -> None:
+    found = digest_due(
+        mode="daily", every_hours=None, last_sent_at=None, now=now, opened_at=opened_at
+    )
+    assert found is due
 
 
 @pytest.mark.parametrize(

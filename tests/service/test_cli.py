@@ -78,3 +78,20 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert "revoked" in mailmoat("token", "list", env=env).stdout
     assert mailmoat("token", "revoke", token_id.group(1), env=env).returncode == 1
     assert mailmoat("token", "create", env=env).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--domain", "not-registered.test"), "not-registered.test not among the gateway's"),
+        (("--domain", "example.test", "--operator"), "not both"),
+        ((), "give --domain"),
+    ],
+)
+def test_token_create_refuses_what_it_cannot_mean(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    env = {"MAILMOAT_STORE__PATH": str(tmp_path / "db.sqlite"), "PATH": "/usr/bin:/bin"}
+    done = mailmoat("token", "create", *args, env=env)
+    assert done.returncode == 2 and message in done.stderr.replace("\n", " ")
+    assert "mm_" not in done.stdout
