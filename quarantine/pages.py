@@ -1,62 +1,54 @@
 """One-click digest links: a confirmation page (GET), then the action (POST).
 
 GET never acts: mail scanners and link previewers fetch URLs in mail, and a
-single-use link they consumed would be lost to its owner. The page's button
-POSTs the same token, which is verified, spent, and carried out.
+single-use link they consumed would be lost to its owner. The page names the
+message (subject, sender, why it was held) and its button POSTs the same
+token, which is verified, spent, and carried out.
 """
 
 from __future__ import annotations
 
-import html
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from quarantine.links import ExpiredLink, LinkError, verify
+from quarantine.links import ExpiredLink, LinkError
 from quarantine.service import NotFound, Refused
 from quarantine.upkeep import Upkeep
+from quarantine.web import render
 
 _VERBS = {"release": "Release this message", "delete": "Delete this message",
-          "allow_sender": "Always allow this sender"}  # fmt: skip
+          "allow_sender": "Always allow this sender",
+          "request_release": "Ask for this message to be released"}  # fmt: skip
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    text = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Mailmoat</title></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    return HTMLResponse(text, status_code=status)
+def _failure(request: Request, exc: Exception) -> HTMLResponse:
+    if isinstance(exc, ExpiredLink):
+        return render.error(request, 410, "This link has expired", "Ask for a new digest.")
+    if isinstance(exc, NotFound):
+        return render.error(request, 404, "This message is no longer in quarantine")
+    if isinstance(exc, Refused):
+        return render.error(request, exc.status, "Nothing done", str(exc))
+    return render.error(request, 400, "This link is not valid")
 
 
 def create_router(upkeep: Upkeep) -> APIRouter:
-    router = APIRouter(tags=["digest links"])
+    router = APIRouter(tags=["digest links"], include_in_schema=False)
 
     @router.get("/q/{token}", response_class=HTMLResponse)
-    async def confirm(token: str) -> HTMLResponse:
+    async def confirm(request: Request, token: str) -> HTMLResponse:
         try:
-            claim = verify(upkeep.secret, token, now=upkeep.clock())
-        except ExpiredLink:
-            return _page("This link has expired", "<p>Ask for a new digest.</p>", 410)
-        except LinkError:
-            return _page("This link is not valid", "", 400)
-        form = (
-            f"<form method='post' action='/q/{html.escape(token)}'>"
-            f"<button type='submit'>{html.escape(_VERBS[claim.action])}</button></form>"
-        )
-        return _page(_VERBS[claim.action], form)
+            claim, summary = await upkeep.claimed(token)
+        except (LinkError, NotFound) as exc:
+            return _failure(request, exc)
+        return render.page(request, "link_confirm.html", token=token, m=summary,
+                           verb=_VERBS[claim.action], action=claim.action)  # fmt: skip
 
     @router.post("/q/{token}", response_class=HTMLResponse)
-    async def act(token: str) -> HTMLResponse:
+    async def act(request: Request, token: str, reason: str = Form("")) -> HTMLResponse:
         try:
-            done = await upkeep.follow(token)
-        except ExpiredLink:
-            return _page("This link has expired", "<p>Ask for a new digest.</p>", 410)
-        except LinkError:
-            return _page("This link is not valid", "", 400)
-        except NotFound:
-            return _page("This message is no longer in quarantine", "", 404)
-        except Refused as exc:
-            return _page("Nothing done", f"<p>{html.escape(str(exc))}</p>", exc.status)
-        return _page("Done", f"<p>{html.escape(done)}</p>")
+            done = await upkeep.follow(token, reason)
+        except (LinkError, NotFound, Refused) as exc:
+            return _failure(request, exc)
+        return render.page(request, "link_done.html", done=done)
 
     return router

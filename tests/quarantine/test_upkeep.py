@@ -119,3 +119,58 @@ async def test_undeliverable_mail_expires_after_7_days_with_a_dsn(env: Env) -> N
     assert state == "expired" and "451" in error
     dsn = [r for r in await env.delivered_to("alice@sender.test") if r.mail_from == "<>"]
     assert dsn and b"Action: failed" in dsn[0].data
+
+
+async def _digest_text(env: Env, address: str) -> str:
+    env.clock.advance(DAY)
+    assert await env.gateway.upkeep.send_digests() == 1
+    received = await env.delivered_to(address, 2)  # the account notice, then the digest
+    (digest,) = [r for r in received if b"Subject: Quarantine digest" in r.data]
+    parsed = email.message_from_bytes(digest.data, policy=email.policy.default)
+    body = parsed.get_body(("plain",))
+    assert isinstance(body, email.message.EmailMessage)
+    return str(body.get_content())
+
+
+async def test_link_confirmation_names_the_message(env: Env) -> None:
+    links = await _digest_links(env)
+    page = await env.http.get(f"/q/{links['delete'].decode()}")
+    assert page.status_code == 200
+    for shown in ("held one", "x@spammer.example", "BLACKLIST_PRIVATE", "Delete this message"):
+        assert shown in page.text
+
+
+async def test_a_virus_digest_offers_a_release_request_that_reaches_the_operators(
+    env: Env,
+) -> None:
+    virus = await env.hold_virus(to="carol@other.test")
+    text = await _digest_text(env, "carol@other.test")
+    assert "1 message addressed to carol@other.test was held" in text
+    assert "Held as a virus (" in text and "score 0.0" not in text
+    secret = env.gateway.upkeep.secret
+    found = {verify(secret, t.decode(), now=env.clock()).action: t
+             for t in LINK.findall(text.encode())}  # fmt: skip
+    assert set(found) == {"request_release", "delete"}
+    url = f"/q/{found['request_release'].decode()}"
+    page = await env.http.get(url)
+    assert "invoice" in page.text and 'name="reason"' in page.text
+    empty = await env.http.post(url, data={"reason": " "})
+    assert empty.status_code == 422  # an operator needs a reason; the link is not spent
+    asked = await env.http.post(url, data={"reason": "my supplier's invoice"})
+    assert asked.status_code == 200 and "release requested" in asked.text
+    (request,) = (await env.http.get("/api/v1/release-requests", headers=env.auth("ops"))).json()[
+        "items"
+    ]
+    assert (request["held_id"], request["reason"], request["to"]) == (
+        virus, "my supplier's invoice", ["carol@other.test"],
+    )  # fmt: skip
+
+
+async def test_the_manage_link_lands_on_the_quarantine_pages(env: Env) -> None:
+    await env.hold_spam()
+    text = await _digest_text(env, "bob@example.test")
+    (manage,) = re.findall(r"Manage your quarantine: (\S+)", text)
+    assert manage.endswith("/my/")
+    answer = await env.http.get(manage.split(str(env.gateway.http_port), 1)[1])
+    assert answer.status_code == 303 and answer.headers["location"] == "/my/signin"
+    assert "Sign in" in (await env.http.get("/my/signin")).text
