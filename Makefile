@@ -7,7 +7,7 @@ SHARED ?= ../shared
 CORPUS ?= $(SHARED)/corpus/spamassassin
 MODEL ?= data/model.npz
 
-.PHONY: venv test lint typecheck pytest bench demo clean
+.PHONY: venv test lint typecheck browser pytest bench demo clean
 
 venv: $(STAMP)
 
@@ -24,7 +24,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv
+# The browser tests drive Debian's Chromium; scripts/chromium.sh installs it when missing.
+browser:
+	bash scripts/chromium.sh >/dev/null || echo "no Chromium: the browser tests will be skipped"
+
+pytest: venv browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest

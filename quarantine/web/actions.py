@@ -19,6 +19,7 @@ from quarantine import accounts
 from quarantine.service import NotFound, Refused
 from quarantine.web import render
 from quarantine.web.access import Access, Visit
+from quarantine.web.mailbox import DONE
 
 MAX_BULK: Final = 200
 LISTS: Final = {"allow": ("whitelist", "allowed"), "block": ("blacklist", "blocked")}
@@ -128,7 +129,8 @@ def create_router(access: Access) -> APIRouter:
         if visit.viewer.address is None:
             return RedirectResponse("/my/admin", status_code=303)
         account = await quarantine.read(accounts.get, visit.viewer.address)
-        return render.page(request, "settings.html", visit=visit, account=account)
+        done = DONE.get(request.query_params.get("done", ""))
+        return render.page(request, "settings.html", visit=visit, account=account, done=done)
 
     @router.post("/settings")
     async def save_settings(
