@@ -21,7 +21,7 @@ def create_router(
     clock: Callable[[], float],
 ) -> APIRouter:
     """Everything under ``/my/``; ``/`` leads there, as the digest's "Manage" link does."""
-    sessions = Sessions(quarantine, secret, clock)
+    sessions = Sessions(quarantine, secret, clock, base_url)
     seen = access.Access(quarantine, sessions)
     router = APIRouter(include_in_schema=False)
 

@@ -61,10 +61,17 @@ class Viewer:
 class Sessions:
     """Reads and writes session cookies; resolves them to viewers against the store."""
 
-    def __init__(self, quarantine: Quarantine, secret: bytes, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        quarantine: Quarantine,
+        secret: bytes,
+        clock: Callable[[], float],
+        public_url: Callable[[], str] = lambda: "",
+    ) -> None:
         self.quarantine = quarantine
         self.secret = secret
         self.clock = clock
+        self.public_url = public_url
 
     def current(self, request: Request) -> Session:
         """The request's session, or a fresh anonymous one (not yet sent: see ``keep``)."""
@@ -79,7 +86,12 @@ class Sessions:
         return Session(kind, subject, secrets.token_urlsafe(16), self.clock() + TTL)
 
     def keep(self, request: Request, response: Response, session: Session) -> None:
-        """Send the session cookie: HttpOnly, SameSite=Lax, Secure whenever the page came by TLS."""
+        """Send the session cookie: HttpOnly, SameSite=Lax, Secure whenever TLS is in the way.
+
+        TLS is in the way when the request came by it or when the public URL
+        (a TLS proxy in front of the gateway) is https.
+        """
+        secure = request.url.scheme == "https" or self.public_url().startswith("https://")
         value = seal(
             self.secret,
             PURPOSE,
@@ -93,7 +105,7 @@ class Sessions:
             path="/my",
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=secure,
         )
 
     def csrf(self, session: Session) -> str:
