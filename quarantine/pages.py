@@ -32,7 +32,7 @@ def _failure(request: Request, exc: Exception) -> HTMLResponse:
 
 
 def create_router(upkeep: Upkeep) -> APIRouter:
-    router = APIRouter(tags=["digest links"], include_in_schema=False)
+    router = APIRouter(tags=["digest links"])
 
     @router.get("/q/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> HTMLResponse:
