@@ -21,7 +21,8 @@ LINK = re.compile(rb"http://[^\s\"<>]+/q/([A-Za-z0-9_.=-]+)")
 async def test_retention_spam_14_days_virus_30_days(env: Env) -> None:
     spam = await env.hold_spam()
     virus = await env.hold_virus()
-    await env.delivered_to("bob@example.test")  # the account notice is out: nothing pending
+    await env.delivered_to("bob@example.test")  # the account notices are out: nothing pending
+    await env.delivered_to("carol@other.test")
     upkeep = env.gateway.upkeep
     env.clock.advance(13 * DAY)
     assert (await upkeep.purge())[0] == 0
