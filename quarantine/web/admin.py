@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from quarantine import accounts
+from quarantine.service import NotFound, Refused
 from quarantine.web import render
-from quarantine.web.access import Access
+from quarantine.web.access import Access, Visit
 from quarantine.web.mailbox import DONE
 from store.quarantine_tables import held_recipients
 from store.schema import quarantine as held_table
@@ -58,5 +59,30 @@ def create_router(access: Access) -> APIRouter:
             pending=pending,
             done=DONE.get(request.query_params.get("done", "")),
         )
+
+    @router.post("/requests/{request_id}/decision")
+    async def decide(
+        request: Request,
+        request_id: str,
+        csrf: str = Form(""),
+        decision: str = Form(""),
+        reason: str = Form(""),
+    ) -> Response:
+        """An operator approves (the virus is released) or refuses a release request."""
+        visit = await access.posted(request, csrf)
+        if not isinstance(visit, Visit):
+            return visit
+        if decision not in ("approve", "refuse") or not reason.strip():
+            return render.error(request, 422, "Nothing was decided",
+                                "Say why, then approve or refuse.")  # fmt: skip
+        try:
+            await quarantine.decide(visit.viewer.principal, request_id[:64],
+                                    decision == "approve", reason.strip()[:2000])  # fmt: skip
+        except NotFound:
+            return render.error(request, 404, "No such release request")
+        except Refused as exc:
+            return render.error(request, exc.status, "Nothing was decided", str(exc))
+        done = "approved" if decision == "approve" else "refused"
+        return RedirectResponse(f"/my/admin?done={done}", status_code=303)
 
     return router

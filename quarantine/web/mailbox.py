@@ -27,6 +27,8 @@ DONE: Final = {
     "requested": "Release requested: an operator decides and the message follows if approved.",
     "settings": "Digest settings saved.",
     "bulk": "Done for the selected messages.",
+    "approved": "Release approved: the message is on its way.",
+    "refused": "Release refused.",
 }
 SHOWN_HEADERS: Final = ("from", "to", "cc", "reply-to", "subject", "date", "message-id")
 

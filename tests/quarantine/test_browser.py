@@ -227,6 +227,20 @@ async def test_virus_release_request_and_a_second_user_who_sees_nothing_of_it(
     await carol_context.close()
     await bob_context.close()
 
+    operator_context = await person(browser, env)
+    operator = await operator_context.new_page()
+    await operator.goto("/my/signin")
+    await operator.fill("input[name=token]", env.tokens["ops"])
+    await operator.click("button:text('Sign in')")
+    await operator.click("text=Domain users")
+    await operator.fill("input[name=reason]", "checked with the supplier")
+    await shot(operator, "operator-release-requests")
+    await operator.click("button:text('Approve')")
+    await operator.wait_for_selector("text=Release approved")
+    (released,) = await env.released_to("carol@other.test")
+    assert b"invoice.com" in released.data
+    await operator_context.close()
+
 
 async def test_a_domain_administrator_sees_every_user(browser: Browser, env: Env) -> None:
     await env.hold_spam(to="bob@example.test", subject="for bob")

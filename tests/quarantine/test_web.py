@@ -204,3 +204,33 @@ async def test_people_get_pages_and_programs_get_problems(env: Env) -> None:
     assert api.headers["content-type"] == "application/problem+json"
     assert (await env.http.get("/")).headers["location"] == "/my/"
     assert (await env.http.get("/my/static/style.css")).status_code == 200
+
+
+async def test_only_an_operator_decides_a_virus_release_from_the_pages(env: Env) -> None:
+    virus = await env.hold_virus(to="carol@other.test")
+    made = await env.http.post(f"/api/v1/quarantine/{virus}/release-requests",
+                               headers=env.auth("beta"), json={"reason": "my invoice"})  # fmt: skip
+    request_id = made.json()["id"]
+    async with browser(env) as customer, browser(env) as operator:
+        assert (await admin_sign_in(customer, env.tokens["beta"])).status_code == 303
+        page = await customer.get("/my/admin")
+        assert "my invoice" in page.text and "Approve" not in page.text
+        answer = await customer.post(
+            f"/my/requests/{request_id}/decision",
+            data={"csrf": csrf_of(page.text), "decision": "approve", "reason": "mine"},
+        )
+        assert answer.status_code == 403 and "only an operator" in answer.text
+        assert (await admin_sign_in(operator, env.tokens["ops"])).status_code == 303
+        csrf = csrf_of((await operator.get("/my/admin")).text)
+        url = f"/my/requests/{request_id}/decision"
+        no_reason = await operator.post(url, data={"csrf": csrf, "decision": "approve"})
+        assert no_reason.status_code == 422
+        refused = await operator.post(url, data={"csrf": csrf, "decision": "refuse",
+                                                 "reason": "not convinced"})  # fmt: skip
+        assert refused.headers["location"] == "/my/admin?done=refused"
+        again = await operator.post(url, data={"csrf": csrf, "decision": "approve",
+                                               "reason": "changed my mind"})  # fmt: skip
+        assert again.status_code == 409
+    assert rows(env.db, "SELECT status, decision FROM release_requests") == [
+        ("refused", "not convinced")
+    ]
