@@ -104,7 +104,7 @@ async def run(config_path: Path | None) -> int:
         base = f"http://127.0.0.1:{gateway.http_port}"
         print(  # plain print: the console would wrap the token and the curl line
             f"\nReports: {data / 'demo-replay.html'}, {data / 'sla-report.html'}\n"
-            f"API docs: {base}/docs   metrics: {base}/metrics\n"
+            f"API docs: {base}/docs   metrics: {base}/metrics   quarantine pages: {base}/my/\n"
             f"operator token: {token}\n"
             f'  curl -H "Authorization: Bearer {token}" {base}/api/v1/quarantine\n'
             "The gateway keeps running; Ctrl-C stops it.",
