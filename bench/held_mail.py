@@ -1,5 +1,8 @@
 """Quarantine at scale: list and release latency with 100,000 held messages, and the purge.
 
+The customer pages (``/my/``, an administrator's session) are timed in the
+same run as the API listing they wrap, so their cost is reported as a ratio.
+
 A real gateway (SQLite store, HTTP API, delivery to a loopback sink) is
 started on a store pre-filled with 100,000 held messages. We time API calls
 over real HTTP, then expire everything and run the purge while a probe task
@@ -121,6 +124,7 @@ async def run(n: int, calls: int) -> dict[str, object]:
             "list_by_recipient_ms": percentiles(filtered),
             "release_ms": percentiles(releases),
         }
+    result |= await pages(gateway.http_port, token, calls, result)
 
     with sqlite3.connect(config.store.path) as conn:
         conn.execute("UPDATE quarantine SET expires_at = ?", (now - 1,))
@@ -141,6 +145,33 @@ async def run(n: int, calls: int) -> dict[str, object]:
     await gateway.stop()
     await sink.stop()
     return result
+
+
+async def pages(port: int, token: str, calls: int, api: dict[str, object]) -> dict[str, object]:
+    """The HTML pages an administrator opens, against the API calls they are built on."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as web:
+        form = (await web.get("/my/signin")).text
+        csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        signed = await web.post("/my/admin-signin", data={"token": token, "csrf": csrf})
+        assert signed.status_code == 303, signed.text
+        listing, by_user, message = [], [], []
+        for i in range(calls):
+            start = time.perf_counter()
+            assert (await web.get("/my/")).status_code == 200
+            listing.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await web.get("/my/", params={"recipient": f"u{i}@example.test"})
+            by_user.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            assert (await web.get(f"/my/messages/Q{i * 7 + 1:06d}")).status_code == 200
+            message.append(time.perf_counter() - start)
+    found = {"list_page_ms": percentiles(listing), "list_by_recipient_ms": percentiles(by_user),
+             "message_page_ms": percentiles(message)}  # fmt: skip
+    ratio = {
+        key: round(found[key]["p50"] / api[key]["p50"], 2)  # type: ignore[index]
+        for key in ("list_page_ms", "list_by_recipient_ms")
+    }
+    return {"web_pages": found | {"p50_ratio_to_api": ratio}}
 
 
 def main() -> None:
