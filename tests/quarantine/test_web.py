@@ -234,3 +234,35 @@ async def test_only_an_operator_decides_a_virus_release_from_the_pages(env: Env)
     assert rows(env.db, "SELECT status, decision FROM release_requests") == [
         ("refused", "not convinced")
     ]
+
+
+async def test_bulk_actions_and_bad_search_input(env: Env) -> None:
+    first, second = await env.hold_spam(subject="a one"), await env.hold_spam(subject="a two")
+    third = await env.hold_spam(subject="a three")
+    async with browser(env) as client:
+        await sign_in(env, client, "bob@example.test")
+        csrf = csrf_of((await client.get("/my/")).text)
+        done = await client.post("/my/bulk", data={"csrf": csrf, "action": "delete",
+                                                    "ids": [first, second]})  # fmt: skip
+        assert done.headers["location"] == "/my/?done=bulk"
+        assert rows(env.db, "SELECT id FROM quarantine WHERE state = 'held'") == [(third,)]
+        partly = await client.post("/my/bulk", data={"csrf": csrf, "action": "release",
+                                                      "ids": [third, "nosuchid"]})  # fmt: skip
+        assert partly.status_code == 207 and "nosuchid" in partly.text
+        await env.released_to("bob@example.test")
+        nothing = await client.post("/my/bulk", data={"csrf": csrf, "action": "release"})
+        assert nothing.status_code == 422 and "Tick at least one" in nothing.text
+        deleted = await client.get("/my/", params={"state": "deleted"})
+        assert "a one" in deleted.text and "a two" in deleted.text
+        for params, said in (
+            ({"since": "yesterday"}, "use a date like"),
+            ({"reason": "boring"}, "choose spam, virus or content"),
+            ({"cursor": "!!"}, "not valid; showing the first page"),
+        ):
+            page = await client.get("/my/", params=params)
+            assert page.status_code == 422 and said in page.text, params
+        dated = await client.get("/my/", params={"since": "2026-11-18", "until": "2026-11-18",
+                                                 "state": "released"})  # fmt: skip
+        assert dated.status_code == 200 and "a three" in dated.text
+        later = await client.get("/my/", params={"since": "2026-11-19", "state": "released"})
+        assert "a three" not in later.text
