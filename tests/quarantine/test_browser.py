@@ -8,7 +8,10 @@ for a reviewer to look at.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import re
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -264,4 +267,26 @@ async def test_a_domain_administrator_sees_every_user(browser: Browser, env: Env
     await shot(page, "signin")
     await page.goto("/my/admin")
     await page.wait_for_url("**/my/signin")  # signed out means out
+    await context.close()
+
+
+async def test_a_digest_link_names_the_message_before_acting(browser: Browser, env: Env) -> None:
+    await env.hold_spam(subject="quarterly figures")
+    env.clock.advance(86400)
+    assert await env.gateway.upkeep.send_digests() == 1
+    received = await env.delivered_to("bob@example.test", 2)
+    (digest,) = [r for r in received if b"Subject: Quarantine digest" in r.data]
+    parsed = email.message_from_bytes(digest.data, policy=email.policy.default)
+    body = parsed.get_body(("plain",))
+    assert isinstance(body, EmailMessage)
+    links = dict(re.findall(r"  (Release|Delete|Allow sender): (\S+)", body.get_content()))
+    context = await person(browser, env)
+    page = await context.new_page()
+    await page.goto(links["Release"])
+    facts = await page.inner_text("dl.facts")
+    assert "quarterly figures" in facts and "x@spammer.example" in facts
+    await shot(page, "digest-link-confirm")
+    await page.click("button:text('Release this message')")
+    await page.wait_for_selector("text=released to bob@example.test")
+    await env.released_to("bob@example.test")
     await context.close()
