@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +27,11 @@ from store.records import Delivery, DeliveryKind, NewDelivery, Spooled
 from store.store import insert_deliveries
 
 log = logging.getLogger("mailmoat.quarantine")
+
+
+def forget_used_links(conn: Connection, before: float) -> int:
+    """Drop the nonces of links used before ``before``: those links have expired anyway."""
+    return conn.execute(delete(link_uses).where(link_uses.c.used_at < before)).rowcount
 
 
 class Upkeep:
@@ -55,6 +61,10 @@ class Upkeep:
         """Delete expired held mail and bodies nothing needs; returns (held, bodies) removed."""
         expired = await self._in_batches(lambda: self.quarantine.write(held.purge, self.clock()))
         bodies = await self._in_batches(lambda: self.quarantine.write(held.purge_bodies))
+        # A spent link's nonce matters only while the link could verify: digest links live
+        # link_ttl, sign-in links 15 minutes; a day's margin covers both whatever the config.
+        horizon = self.clock() - max(self.config.link_ttl, 86400.0)
+        await self.quarantine.write(forget_used_links, horizon)
         if expired or bodies:
             log.info("purged", extra={"held": expired, "bodies": bodies})
         return expired, bodies

@@ -75,10 +75,14 @@ async def test_digest_link_releases_once(env: Env) -> None:
 
 async def test_digest_link_expires(env: Env) -> None:
     links = await _digest_links(env)
+    assert (await env.http.post(f"/q/{links['allow_sender'].decode()}")).status_code == 200
     env.clock.advance(8 * DAY)  # links live 7 days
     answer = await env.http.post(f"/q/{links['delete'].decode()}")
     assert answer.status_code == 410 and "expired" in answer.text
     assert rows(env.db, "SELECT state FROM quarantine") == [("held",)]
+    assert rows(env.db, "SELECT count(*) FROM link_uses") == [(1,)]
+    await env.gateway.upkeep.purge()  # a spent nonce is kept only while its link could verify
+    assert rows(env.db, "SELECT count(*) FROM link_uses") == [(0,)]
 
 
 async def test_tampered_link_is_refused(env: Env) -> None:
