@@ -13,10 +13,11 @@ from rich.table import Table
 
 from filters.facts import NO_FACTS
 from filters.mail import Mail
-from filters.model import ModelError, train
+from filters.model import ModelError
 from filters.pipeline import evaluate
 from filters.policy import PolicyConfig, PolicyError
 from filters.runtime import Policy
+from filters.training import train
 from loadtest.cli import add_replay
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
 from loadtest.evaluation import evaluate_corpus
@@ -41,18 +42,17 @@ def _report_error(error: CorpusError) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train the token model on a labelled corpus and save it."""
-    samples = [
+    """Train the token model on a labelled corpus and save it, one message in memory at a time."""
+    samples = (
         (Mail.from_file_bytes(item.data), item.label == "spam")
         for item in read_corpus(args.corpus, args.labels, on_error=_report_error)
         if item.label is not None
-    ]
+    )
     model = train(samples, seed=args.seed, corpus=str(args.corpus))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
-    spam = sum(1 for _, is_spam in samples if is_spam)
     console.print(
-        f"trained on {len(samples) - spam} ham + {spam} spam, "
+        f"trained on {model.metadata['ham']} ham + {model.metadata['spam']} spam, "
         f"{len(model.weights)} tokens -> {args.out}"
     )
     return 0

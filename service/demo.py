@@ -19,7 +19,7 @@ from rich.console import Console
 from sqlalchemy.dialects.sqlite import insert
 
 from filters.mail import Mail
-from filters.model import train
+from filters.training import train
 from loadtest.corpus import read_corpus
 from loadtest.envelopes import prepare
 from loadtest.feed import feed
