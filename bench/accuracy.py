@@ -79,13 +79,18 @@ def score_mailmoat(model: TokenModel, items: list[CorpusItem]) -> dict[str, Any]
     """The heuristics stage (rules + model) on ``items`` at the default thresholds."""
     policy = HeuristicsPolicy()
     tag_at = min(policy.thresholds.values())
-    top = policy.thresholds[Action.QUARANTINE]
     start = time.perf_counter()
-    scores = [total_score(heuristics.check(_mail(i), model, policy)) for i in items]
+    found = [heuristics.check(_mail(i), model, policy) for i in items]
     seconds = time.perf_counter() - start
+    scores = [total_score(hits) for hits in found]
+    held = [max((h.action for h in hits), default=Action.DELIVER) >= Action.QUARANTINE
+            for hits in found]  # fmt: skip
     labels = [i.label == "spam" for i in items]
     result = _report(labels, scores, [s >= tag_at for s in scores])
-    result["quarantined"] = _report(labels, scores, [s >= top for s in scores])
+    # Quarantined: the action, after the bulk-mail cap (tagged bulk mail is not held).
+    result["quarantined"] = _report(labels, scores, held)
+    result["bulk_capped"] = sum(any(h.symbol == heuristics.BULK_SYMBOL for h in hits)
+                                for hits in found)  # fmt: skip
     result["thresholds"] = {a.label: t for a, t in policy.thresholds.items()}
     result["scoring_msgs_per_second"] = round(len(items) / seconds, 1)
     return result

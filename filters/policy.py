@@ -129,6 +129,11 @@ class HeuristicsPolicy(_Model):
         default_factory=dict, description="symbol -> score, overriding the rule's default"
     )
     model_weight: float = Field(10.0, ge=0, description="score of a message the model is sure of")
+    bulk_max_action: Action = Field(
+        Action.TAG_HEADER, description="most severe heuristic action for list and ESP mail"
+    )
+
+    _parse_bulk = field_validator("bulk_max_action", mode="before")(_parse_action)
 
     @field_validator("thresholds", mode="before")
     @classmethod

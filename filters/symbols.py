@@ -39,6 +39,7 @@ _TABLE = (
     Symbol("GTUBE", Stage.HEURISTICS, 1000.0, "the GTUBE anti-spam test string"),
     Symbol("HEURISTIC_MODEL", Stage.HEURISTICS, 10.0, "token model (score is the model weight)"),
     Symbol("HEURISTIC_SPAM", Stage.HEURISTICS, 0.0, "heuristic score reached a threshold"),
+    Symbol("BULK_MAIL", Stage.HEURISTICS, 0.0, "list or ESP mail: content alone only tags"),
     Symbol("MISSING_DATE", Stage.HEURISTICS, 1.0, "no Date header"),
     Symbol("MISSING_MESSAGE_ID", Stage.HEURISTICS, 1.0, "no Message-ID header"),
     Symbol("MISSING_FROM", Stage.HEURISTICS, 1.5, "no From header"),
