@@ -49,6 +49,7 @@ def check(
     model: TokenModel | None,
     policy: HeuristicsPolicy,
     scores: Mapping[str, float] = _NONE,
+    facts: tuple[Hit, ...] = (),
 ) -> tuple[Hit, ...]:
     """Rule hits, the model's contribution, and ``HEURISTIC_SPAM`` when a threshold is met.
 
@@ -69,7 +70,7 @@ def check(
     ``BULK_MAIL`` hit says so; blacklists and signatures are not capped.
     """
     test = gtube(mail, scores.get(GTUBE_SYMBOL, default_score(GTUBE_SYMBOL)))
-    hits: list[Hit] = [] if test is None else [test]
+    hits: list[Hit] = [*facts] if test is None else [*facts, test]
     fired: list[str] = []
     for rule in RULES:
         default = 0.0 if model is not None else scores.get(rule.symbol, default_score(rule.symbol))
