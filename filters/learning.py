@@ -32,7 +32,9 @@ def _sigmoid(z: float) -> float:
 class OnlineLearner:
     """Per-token logistic regression learned message by message with AdaGrad steps."""
 
-    def __init__(self, rate: float = 0.5, cap: float = 8.0) -> None:
+    # rate: of 0.02, 0.05, 0.1 and 0.2, 0.05 gave the lowest 1-ROCA% on SpamAssassin in a
+    # shuffled order (seed 99) other than the one the benchmark reports (seed 1).
+    def __init__(self, rate: float = 0.05, cap: float = 8.0) -> None:
         self.rate = rate
         self.cap = cap
         self.weights: dict[str, float] = {}
