@@ -134,4 +134,6 @@ class Verdict:
         lines += [
             f"  {h.symbol:<28} {h.score:+6.2f} {h.action.label:<12} {h.reason}" for h in self.hits
         ]
+        if self.skipped:
+            lines.append(f"  (not run: {', '.join(self.skipped)})")
         return "\n".join(lines)
