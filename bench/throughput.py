@@ -22,10 +22,10 @@ from pathlib import Path
 
 from filters.facts import NO_FACTS
 from filters.mail import Mail
-from filters.model import train
 from filters.pipeline import evaluate
 from filters.policy import load_policy
 from filters.runtime import Policy
+from filters.training import train
 from loadtest.corpus import read_corpus
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,20 +8,40 @@ hand, which is why the two halves are kept apart.
 
 from __future__ import annotations
 
+import asyncio
+
+from filters.authentication import Lookup, authenticate
 from filters.dnsbl import DnsblClient
-from filters.facts import Facts
+from filters.facts import AuthResults, DnsblResult, Facts
 from filters.mail import Mail
 from filters.policy import PolicyConfig
 
 
-async def enrich(mail: Mail, config: PolicyConfig, dnsbl: DnsblClient) -> Facts:
-    """Gather the facts ``evaluate`` needs: today, the DNS block-list answers.
+async def enrich(
+    mail: Mail, config: PolicyConfig, dnsbl: DnsblClient, lookup: Lookup | None = None
+) -> Facts:
+    """Gather the facts ``evaluate`` needs: block-list answers and, when enabled and a
+    ``lookup`` is given (``authentication.make_lookup``), SPF/DKIM/DMARC, concurrently.
 
     The body's URLs are only parsed when a domain zone is configured.
     """
     zones = config.dnsbl
-    if not zones:
-        return Facts()
     domains = mail.domains if any(zone.kind == "domain" for zone in zones) else ()
-    results = await dnsbl.lookup(zones, mail.envelope.client_ip, domains)
-    return Facts(dnsbl=results)
+    auth: AuthResults | None = None
+    results: tuple[DnsblResult, ...] = ()
+    async with asyncio.TaskGroup() as group:
+        listed = (
+            group.create_task(dnsbl.lookup(zones, mail.envelope.client_ip, domains))
+            if zones
+            else None
+        )
+        checked = (
+            group.create_task(authenticate(mail, config.auth, lookup))
+            if config.auth.enabled and lookup is not None
+            else None
+        )
+    if listed is not None:
+        results = listed.result()
+    if checked is not None:
+        auth = checked.result()
+    return Facts(dnsbl=results, auth=auth)

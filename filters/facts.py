@@ -41,15 +41,34 @@ class DnsblResult:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthResults:
+    """SPF, DKIM and DMARC results for one message (RFC 8601 result words).
+
+    ``dkim_domain`` is the first signature's ``d=``; ``dmarc_policy`` the From
+    domain's published ``p=`` ('' when none); ``header`` the value of the
+    ``Authentication-Results`` header the gateway adds.
+    """
+
+    spf: str = "none"
+    dkim: str = "none"
+    dkim_domain: str = ""
+    dmarc: str = "none"
+    dmarc_policy: str = ""
+    header: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the pipeline knows about a message beyond its bytes.
 
     ``lists`` holds sender-list entries customers added at run time, per
-    domain; the configured lists come with the policy.
+    domain; the configured lists come with the policy. ``auth`` is None when
+    authentication was not checked.
     """
 
     dnsbl: tuple[DnsblResult, ...] = ()
     lists: Mapping[str, DomainLists] = field(default_factory=dict)
+    auth: AuthResults | None = None
 
 
 NO_FACTS = Facts()

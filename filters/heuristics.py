@@ -19,6 +19,22 @@ GTUBE_SYMBOL = "GTUBE"
 # Built from two halves so this file is not itself caught by a filter it passes through.
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*" + b"GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 _NONE: Mapping[str, float] = MappingProxyType({})
+BULK_SYMBOL = "BULK_MAIL"
+# Headers that mailing-list managers and email service providers add: mail that carries
+# them is bulk by its sender's own account, wanted or not.
+_BULK_HEADERS = (
+    "List-Unsubscribe", "List-Id", "List-Post", "X-Mailgun-Sid", "X-SG-EID", "X-SES-Outgoing",
+    "X-MC-User", "X-Campaign", "Feedback-ID", "X-CSA-Complaints",
+)  # fmt: skip
+
+
+def bulk(mail: Mail) -> str | None:
+    """Which header marks the message as bulk (newsletter, list, ESP), or None."""
+    for name in _BULK_HEADERS:
+        if mail.header(name) is not None:
+            return name
+    precedence = (mail.header("Precedence") or "").strip().lower()
+    return "Precedence: " + precedence if precedence in ("bulk", "list") else None
 
 
 def gtube(mail: Mail, score: float) -> Hit | None:
@@ -33,6 +49,7 @@ def check(
     model: TokenModel | None,
     policy: HeuristicsPolicy,
     scores: Mapping[str, float] = _NONE,
+    facts: tuple[Hit, ...] = (),
 ) -> tuple[Hit, ...]:
     """Rule hits, the model's contribution, and ``HEURISTIC_SPAM`` when a threshold is met.
 
@@ -46,9 +63,14 @@ def check(
     model adds ``model_weight * (2p - 1)``, so a sure ham subtracts as much as
     a sure spam adds. ``HEURISTIC_SPAM`` carries the action and no score of
     its own. ``GTUBE`` adds its own score whether or not there is a model.
+
+    Bulk mail (list and ESP headers, ``Precedence: bulk``) is a class of its
+    own: newsletters read like old spam to a token model, so on content alone
+    (this stage) its action stops at ``policy.bulk_max_action`` and a
+    ``BULK_MAIL`` hit says so; blacklists and signatures are not capped.
     """
     test = gtube(mail, scores.get(GTUBE_SYMBOL, default_score(GTUBE_SYMBOL)))
-    hits: list[Hit] = [] if test is None else [test]
+    hits: list[Hit] = [*facts] if test is None else [*facts, test]
     fired: list[str] = []
     for rule in RULES:
         default = 0.0 if model is not None else scores.get(rule.symbol, default_score(rule.symbol))
@@ -68,6 +90,12 @@ def check(
         hits.append(Hit(MODEL_SYMBOL, Stage.HEURISTICS, reason, score))
     total = total_score(hits)
     action = policy.action_for(total)
+    marker = bulk(mail) if action > policy.bulk_max_action and test is None else None
+    if marker is not None:
+        cap = policy.bulk_max_action.label
+        reason = f"bulk mail ({marker}): content alone goes no further than {cap}"
+        hits.append(Hit(BULK_SYMBOL, Stage.HEURISTICS, reason))
+        action = policy.bulk_max_action
     if action > Action.DELIVER:
         reason = f"score {total:.2f} >= {policy.thresholds[action]:g} ({action.label})"
         hits.append(Hit(SPAM_SYMBOL, Stage.HEURISTICS, reason, 0.0, action))

@@ -15,7 +15,6 @@ import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
@@ -236,82 +235,3 @@ def _read_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
         if isinstance(exc, ModelError):
             raise
         raise ModelError(f"{path}: not a readable model file: {exc}") from None
-
-
-def _fit(
-    rows: npt.NDArray[np.int64],
-    cols: npt.NDArray[np.int64],
-    y: npt.NDArray[np.float64],
-    n_features: int,
-    l2: float,
-    epochs: int,
-) -> tuple[npt.NDArray[np.float64], float]:
-    """Full-batch Adam on the mean log loss plus ``l2 * |w|^2``; the problem is convex."""
-    n = len(y)
-    w = np.zeros(n_features)
-    b = math.log((y.mean() + 1e-3) / (1 - y.mean() + 1e-3))
-    m = np.zeros(n_features + 1)
-    v = np.zeros(n_features + 1)
-    lr, beta1, beta2 = 0.05, 0.9, 0.999
-    for step in range(1, epochs + 1):
-        z = b + np.bincount(rows, weights=w[cols], minlength=n)
-        err = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))) - y
-        grad = np.empty(n_features + 1)
-        grad[:-1] = np.bincount(cols, weights=err[rows], minlength=n_features) / n + 2 * l2 * w
-        grad[-1] = err.mean()
-        m = beta1 * m + (1 - beta1) * grad
-        v = beta2 * v + (1 - beta2) * grad * grad
-        update = lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + 1e-8)
-        w -= update[:-1]
-        b -= float(update[-1])
-    return w, b
-
-
-def train(
-    samples: Iterable[tuple[Mail, bool]],
-    *,
-    l2: float = 1e-4,
-    min_df: int = 2,
-    epochs: int = 300,
-    temperature: float = 3.0,
-    seed: int | None = None,
-    corpus: str = "",
-) -> TokenModel:
-    """Fit a model on (mail, is_spam) pairs; ``seed`` and ``corpus`` are only recorded."""
-    docs: list[set[str]] = []
-    labels: list[bool] = []
-    for mail, is_spam in samples:
-        docs.append(tokens(mail))
-        labels.append(is_spam)
-    if not docs or all(labels) or not any(labels):
-        raise ValueError("training needs at least one ham and one spam message")
-    df: dict[str, int] = {}
-    for doc in docs:
-        for token in doc:
-            df[token] = df.get(token, 0) + 1
-    vocab = {t: i for i, t in enumerate(sorted(t for t, c in df.items() if c >= min_df))}
-    rows_l: list[int] = []
-    cols_l: list[int] = []
-    for r, doc in enumerate(docs):
-        ids = [vocab[t] for t in doc if t in vocab]
-        cols_l += ids
-        rows_l += [r] * len(ids)
-    y = np.array(labels, dtype=np.float64)
-    w, b = _fit(np.array(rows_l), np.array(cols_l), y, len(vocab), l2, epochs)
-    # Drop near-zero weights: they change no decision and bloat the lookup table.
-    weights = {t: float(w[i]) for t, i in vocab.items() if abs(w[i]) > 1e-3}
-    params: dict[str, Any] = {
-        "l2": l2,
-        "min_df": min_df,
-        "epochs": epochs,
-        "temperature": temperature,
-    }
-    metadata = {
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ham": str(len(labels) - int(y.sum())),
-        "spam": str(int(y.sum())),
-        "seed": "" if seed is None else str(seed),
-        "corpus": corpus,
-        "parameters": ", ".join(f"{k}={v}" for k, v in params.items()),
-    }
-    return TokenModel(weights, b, metadata, temperature)

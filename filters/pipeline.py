@@ -8,14 +8,15 @@ severe than the one already chosen, and then supersede it. Anti-virus runs
 first on every message and, when it finds something, decides alone. Content
 control is the customer's own policy and runs last, for whitelisted senders
 too; the more severe of spam and content wins. A stage that does not run is
-recorded in ``Verdict.skipped``.
+recorded in ``Verdict.skipped``. Sender-authentication facts become hits
+whose scores count with the heuristics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from filters import antivirus, blacklist, content, heuristics, signatures, whitelist
+from filters import antivirus, blacklist, content, heuristics, sender_auth, signatures, whitelist
 from filters.antivirus import ArchiveLimits
 from filters.budget import Deadline
 from filters.facts import Facts
@@ -86,6 +87,7 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
         copy_to=content.copy_to(rules),
         subject_tag=domain.subject_tag if action is Action.TAG_SUBJECT else None,
         skipped=(*run.skipped, *run.over_budget),
+        headers=(("Authentication-Results", facts.auth.header),) if facts.auth else (),
     )
 
 
@@ -108,12 +110,16 @@ def _spam(
         distance = policy.config.signatures.fuzzy_distance
         action = domain.actions.signatures
         run.hits += signatures.check(mail, policy.signatures, action, distance, scores)
+    authenticated = sender_auth.check(facts.auth, policy.config)
     if domain.heuristics.top_action <= run.action:
+        run.hits += authenticated
         run.skipped.append(Stage.HEURISTICS)
     elif deadline.passed():
+        run.hits += authenticated
         run.over_budget.append(Stage.HEURISTICS)
     else:
-        run.hits += heuristics.check(mail, policy.model, domain.heuristics, scores)
+        model, rules = policy.model, domain.heuristics
+        run.hits += heuristics.check(mail, model, rules, scores, authenticated)
 
 
 def _virus_verdict(hits: tuple[Hit, ...]) -> Verdict:

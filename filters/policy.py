@@ -129,6 +129,11 @@ class HeuristicsPolicy(_Model):
         default_factory=dict, description="symbol -> score, overriding the rule's default"
     )
     model_weight: float = Field(10.0, ge=0, description="score of a message the model is sure of")
+    bulk_max_action: Action = Field(
+        Action.TAG_HEADER, description="most severe heuristic action for list and ESP mail"
+    )
+
+    _parse_bulk = field_validator("bulk_max_action", mode="before")(_parse_action)
 
     @field_validator("thresholds", mode="before")
     @classmethod
@@ -216,6 +221,18 @@ class DnsblZone(_Model):
         return zone
 
 
+class AuthConfig(_Model):
+    """Sender authentication (SPF, DKIM, DMARC) in the enrich step."""
+
+    enabled: bool = Field(False, description="check SPF, DKIM and DMARC (needs DNS)")
+    authserv_id: str = Field("mailmoat", description="authserv-id in Authentication-Results")
+    trusted_domains: list[str] = Field(
+        default_factory=list, description="DKIM-valid mail signed by these gets DKIM_TRUSTED"
+    )
+
+    _norm = field_validator("trusted_domains")(_normalise_entries)
+
+
 class AntivirusConfig(_Model):
     """Virus signature files, and which virus names carry the SPEC 3 flags."""
 
@@ -261,6 +278,7 @@ class PolicyConfig(Lists):
 
     dns: DnsConfig = Field(default_factory=DnsConfig)
     dnsbl: list[DnsblZone] = Field(default_factory=list)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     antivirus: AntivirusConfig = Field(default_factory=AntivirusConfig)
     signatures: SignaturesConfig = Field(default_factory=SignaturesConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)

@@ -46,6 +46,7 @@ class Stage(enum.StrEnum):
     HEURISTICS = "heuristics"
     CONTENT = "content"
     PARSER = "parser"
+    AUTHENTICATION = "authentication"
 
 
 class Category(enum.StrEnum):
@@ -98,7 +99,8 @@ class Verdict:
     action is ``REDIRECT``; ``copy_to`` lists administrators who get a copy
     whatever the action (content control's "copy to administrator");
     ``skipped`` names the stages that did not run (the severity rule, a
-    whitelist, or the time budget), so a verdict says what was not checked.
+    whitelist, or the time budget), so a verdict says what was not checked;
+    ``headers`` are trace headers to add on delivery (Authentication-Results).
     """
 
     action: Action
@@ -110,6 +112,7 @@ class Verdict:
     subject_tag: str | None = None
     viruses: tuple[VirusFinding, ...] = field(default=())
     skipped: tuple[Stage, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -131,4 +134,6 @@ class Verdict:
         lines += [
             f"  {h.symbol:<28} {h.score:+6.2f} {h.action.label:<12} {h.reason}" for h in self.hits
         ]
+        if self.skipped:
+            lines.append(f"  (not run: {', '.join(self.skipped)})")
         return "\n".join(lines)

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from filters.facts import NO_FACTS
 from filters.mail import Mail
-from filters.model import ModelError, train
+from filters.model import ModelError
 from filters.pipeline import evaluate
 from filters.policy import PolicyConfig, PolicyError
 from filters.runtime import Policy
+from filters.training import train
 from loadtest.cli import add_replay
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus
-from loadtest.evaluation import evaluate_corpus
 from loadtest.generate import generate
 from loadtest.relaytest_cli import add_relaytest
+from service.evaluate_cmd import add_evaluate
 from service.lock import StoreLocked
 from slamonitor.cli import add_commands as add_sla_commands
 
@@ -46,39 +45,19 @@ def _report_error(error: CorpusError) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train the token model on a labelled corpus and save it."""
-    samples = [
+    """Train the token model on a labelled corpus and save it, one message in memory at a time."""
+    samples = (
         (Mail.from_file_bytes(item.data), item.label == "spam")
         for item in read_corpus(args.corpus, args.labels, on_error=_report_error)
         if item.label is not None
-    ]
+    )
     model = train(samples, seed=args.seed, corpus=str(args.corpus))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
-    spam = sum(1 for _, is_spam in samples if is_spam)
     console.print(
-        f"trained on {len(samples) - spam} ham + {spam} spam, "
+        f"trained on {model.metadata['ham']} ham + {model.metadata['spam']} spam, "
         f"{len(model.weights)} tokens -> {args.out}"
     )
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Run the pure pipeline on every message of a corpus and report accuracy and speed."""
-    policy = _policy(args)
-    items = read_corpus(args.corpus, args.labels, on_error=_report_error)
-    run = evaluate_corpus(items, policy)
-    report = run.to_dict()
-    table = Table(title=f"evaluate {args.corpus}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in run.summary_rows():
-        table.add_row(key, value)
-    console.print(table)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"report written to {args.json}")
     return 0
 
 
@@ -196,11 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="recorded in the model's metadata")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="run the pipeline over a labelled corpus")
-    corpus_args(p)
-    policy_args(p)
-    p.add_argument("--json", type=Path, help="also write the report as JSON here")
-    p.set_defaults(func=cmd_evaluate)
+    add_evaluate(sub, corpus_args, policy_args)
 
     p = sub.add_parser("scan", help="print verdicts and hits for message files")
     p.add_argument("files", type=Path, nargs="+", help="raw RFC 822 message files")

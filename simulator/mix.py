@@ -20,10 +20,10 @@ from numpy.typing import NDArray
 
 from filters.facts import NO_FACTS
 from filters.mail import Mail
-from filters.model import train
 from filters.pipeline import evaluate
 from filters.policy import load_policy
 from filters.runtime import Policy
+from filters.training import train
 from filters.verdict import Action, Verdict
 from loadtest.corpus import CorpusError, CorpusFormatError, read_corpus, split
 from loadtest.generate import EICAR, generate

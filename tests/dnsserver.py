@@ -1,6 +1,6 @@
 """A small authoritative DNS server on loopback, so block-list tests use real UDP and dnspython.
 
-Names are configured per test: A answers with a TTL, names that answer with an
+Names are configured per test: A answers with a TTL, TXT answers, names that answer with an
 error rcode (SERVFAIL...), names that never answer (to force timeouts), names
 that exist without A records; everything else is NXDOMAIN with the SOA of
 ``origin`` in the authority section, so resolvers can cache it (RFC 2308).
@@ -41,6 +41,7 @@ class DnsServer:
         self.origin = _key(origin)
         self.negative_ttl = negative_ttl
         self.answers: dict[str, tuple[int, list[str]]] = {}
+        self.texts: dict[str, list[str]] = {}
         self.rcodes: dict[str, dns.rcode.Rcode] = {}
         self.silent: set[str] = set()
         self.nodata: set[str] = set()
@@ -61,6 +62,10 @@ class DnsServer:
     def add(self, name: str, *addresses: str, ttl: int = 300) -> None:
         """Answer ``name`` with these A records."""
         self.answers[_key(name)] = (ttl, list(addresses))
+
+    def add_txt(self, name: str, *texts: str) -> None:
+        """Answer ``name`` with these TXT records (SPF, DKIM keys, DMARC policies)."""
+        self.texts[_key(name)] = list(texts)
 
     def queries(self, name: str | None = None) -> int:
         """Queries received for ``name``, or for every name."""
@@ -118,11 +123,20 @@ class DnsServer:
         response.flags |= dns.flags.AA
         if name in self.rcodes:
             response.set_rcode(self.rcodes[name])
-        elif name in self.answers:
-            ttl, addresses = self.answers[name]
-            if question.rdtype == dns.rdatatype.A:
+        elif name in self.answers or name in self.texts:
+            ttl, addresses = self.answers.get(name, (300, []))
+            if question.rdtype == dns.rdatatype.A and addresses:
                 response.answer.append(
                     dns.rrset.from_text_list(name + ".", ttl, "IN", "A", addresses)
+                )
+            elif question.rdtype == dns.rdatatype.TXT and name in self.texts:
+                # A TXT string holds at most 255 bytes; longer records are several strings.
+                quoted = [
+                    " ".join(f'"{t[i : i + 255]}"' for i in range(0, len(t), 255))
+                    for t in self.texts[name]
+                ]
+                response.answer.append(
+                    dns.rrset.from_text_list(name + ".", 300, "IN", "TXT", quoted)
                 )
             else:
                 self._add_soa(response)

@@ -41,7 +41,7 @@ def _zip(data: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    from filters.model import train
+    from filters.training import train
 
     model = train(synthetic(40), seed=3, corpus="synthetic")
     return Policy.from_config(PolicyConfig()).with_model(model)

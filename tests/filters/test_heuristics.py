@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import pytest
+
 from filters import heuristics
 from filters.mail import Mail
 from filters.model import TokenModel
@@ -13,6 +15,7 @@ from filters.symbols import default_score
 from filters.verdict import Action, Hit, Stage, total_score
 
 PLAIN = b"From: a@example.org\nDate: Mon, 02 Sep 2002 10:00:00 +0000\nMessage-ID: <1@x>\n\nhello\n"
+GTUBE_LINE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\n"
 NO_DATE = b"From: a@example.org\nMessage-ID: <1@x>\n\nhello\n"
 
 
@@ -114,3 +117,25 @@ def test_policy_scores_override_the_registry_defaults() -> None:
     assert total == 2.0 and hits[0].score == 2.0
     domain = HeuristicsPolicy(rule_scores={"MISSING_DATE": 3.0})
     assert run(Mail(NO_DATE), None, domain, {"MISSING_DATE": 2.0})[1] == 3.0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"List-Unsubscribe: <mailto:leave@news.example>\n",
+        b"Precedence: bulk\n",
+        b"Feedback-ID: 1:x\n",
+    ],
+)
+def test_bulk_mail_is_never_quarantined_on_content_alone(header: bytes) -> None:
+    hits, _ = run(Mail(header + PLAIN), fixed(1.0), HeuristicsPolicy())
+    assert [h.symbol for h in hits][-2:] == ["BULK_MAIL", "HEURISTIC_SPAM"]
+    assert hits[-1].action is Action.TAG_HEADER
+
+
+def test_bulk_cap_is_a_policy_setting_and_gtube_passes_it() -> None:
+    raw = b"List-Id: <news.example>\n" + PLAIN
+    hits, _ = run(Mail(raw), fixed(1.0), HeuristicsPolicy(bulk_max_action="quarantine"))  # type: ignore[arg-type]
+    assert hits[-1].action is Action.QUARANTINE and "BULK_MAIL" not in [h.symbol for h in hits]
+    hits, _ = run(Mail(raw + GTUBE_LINE), fixed(0.0), HeuristicsPolicy())
+    assert hits[-1].action is Action.QUARANTINE

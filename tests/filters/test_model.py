@@ -11,7 +11,8 @@ import pytest
 
 from filters.mail import Mail
 from filters.metrics import roc_auc
-from filters.model import MODEL_VERSION, ModelError, TokenModel, tokens, train
+from filters.model import MODEL_VERSION, ModelError, TokenModel, tokens
+from filters.training import train
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "spamassassin"
 HAM_WORDS = [

@@ -54,5 +54,6 @@ def test_skipped_stages_are_recorded() -> None:
     assert trusted.skipped == (Stage.BLACKLIST, Stage.SIGNATURES, Stage.HEURISTICS)
     blocked = evaluate(make_mail(), NO_FACTS, _policy({"blacklist": ["partner.example"]}))
     assert blocked.skipped == (Stage.SIGNATURES, Stage.HEURISTICS)
+    assert blocked.explain().endswith("(not run: signatures, heuristics)")
     plain = evaluate(make_mail(), NO_FACTS, _policy({}))
-    assert plain.skipped == ()
+    assert plain.skipped == () and "not run" not in plain.explain()

@@ -1,0 +1,45 @@
+"""Online learning: TREC immediate feedback learns as it goes; ``update`` is pure and bounded."""
+
+from __future__ import annotations
+
+from filters.learning import OnlineLearner, online_scores, update
+from filters.metrics import roc_auc
+from filters.model import tokens
+from filters.training import train
+from tests.filters.test_model import HAM_WORDS, SPAM_WORDS, message, synthetic
+
+
+def test_immediate_feedback_scores_each_message_before_learning_it() -> None:
+    samples = synthetic(200, seed=5)
+    scores = online_scores(samples)
+    assert scores[0] == 0.0  # nothing learned yet
+    later = slice(100, None)
+    labels = [spam for _, spam in samples[later]]
+    assert roc_auc(labels, scores[later]) > 0.99
+
+
+def test_learner_weights_stay_within_the_cap() -> None:
+    learner = OnlineLearner(rate=5.0, cap=1.0)
+    online_scores(synthetic(60), learner)
+    assert learner.weights and max(abs(w) for w in learner.weights.values()) <= 1.0
+
+
+def test_update_returns_a_new_model_and_leaves_the_old_one() -> None:
+    model = train(synthetic(60), epochs=100)
+    # A ham message in spam words: the release of a false positive.
+    released = message(SPAM_WORDS[:6], "friend@home.example")
+    before = dict(model.weights)
+    learned = update(model, released, False, rate=0.05)
+    assert model.weights == before
+    assert learned.logit(released) < model.logit(released)
+    moved = {t: learned.weights[t] - before.get(t, 0.0) for t in tokens(released)}
+    assert all(-0.05 <= d <= 0.0 for d in moved.values()) and any(moved.values())
+    assert learned.metadata["updates"] == "1"
+
+
+def test_update_respects_the_weight_cap() -> None:
+    model = train(synthetic(60), epochs=100)
+    spam = message(HAM_WORDS[:6], "x@y.example")
+    for _ in range(200):
+        model = update(model, spam, True, rate=0.5, cap=2.0)
+    assert max(model.weights[t] for t in tokens(spam)) <= 2.0
