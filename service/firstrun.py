@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from filters.mail import Mail
-from filters.model import train
 from filters.policy import load_policy
+from filters.training import train
 from loadtest.corpus import read_corpus
 from loadtest.generate import generate
 from service.config import GatewayConfig
