@@ -38,6 +38,7 @@ from service.http import create_app
 from service.metrics import GatewayMetrics
 from service.notices import alert_mail
 from service.outbound import DeliveryQueue
+from service.policy_metrics import PolicyStatus
 from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
@@ -137,6 +138,7 @@ class Gateway:
             on_lists_changed=self.lists.invalidate,
         )
         self.metrics.add_live(SlaCollector(self.store.engine, self.clock, config.sla))
+        self.metrics.add_live(PolicyStatus(source, self.classifier.config, self.clock))
         self.metrics.add_live(
             StoreGauges(
                 self.store.engine,

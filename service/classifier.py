@@ -44,11 +44,12 @@ class PolicySource:
         config = load_policy(self.policy) if self.policy else PolicyConfig()
         return Policy.from_config(config, model=self.model)
 
-    def files(self, policy: Policy) -> list[Path]:
-        paths = [p for p in (self.policy, self.model or policy.config.model) if p is not None]
-        paths += policy.config.antivirus.signature_files
-        if policy.config.signatures.file is not None:
-            paths.append(policy.config.signatures.file)
+    def files(self, config: PolicyConfig) -> list[Path]:
+        """Every file a policy loaded from ``config`` reads; a change to one means reload."""
+        paths = [p for p in (self.policy, self.model or config.model) if p is not None]
+        paths += config.antivirus.signature_files
+        if config.signatures.file is not None:
+            paths.append(config.signatures.file)
         return paths
 
 
@@ -63,7 +64,7 @@ class _Holder:
 
     def _stamp(self) -> tuple[tuple[str, float, int], ...]:
         out = []
-        for path in self.source.files(self.policy):
+        for path in self.source.files(self.policy.config):
             try:
                 st = path.stat()
                 out.append((str(path), st.st_mtime, st.st_size))

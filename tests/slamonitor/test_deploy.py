@@ -32,6 +32,7 @@ GATEWAY_SERIES = {
     "mailmoat_quarantine_quota_messages",
     "mailmoat_quarantine_releases_total",
     "mailmoat_smtp_sessions_open",
+    "mailmoat_policy_valid",
 }
 """Series the gateway, Prometheus or the blackbox exporter export (the integration test
 checks each query returns data from a real Prometheus)."""
