@@ -9,6 +9,7 @@ dependencies' site-packages are on the path, from an empty working directory.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,9 +39,13 @@ def test_the_package_list_matches_the_source_tree() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes build/ and egg-info beside the sources it builds.
+    source = tmp_path_factory.mktemp("source") / "mailmoat"
+    skip = (".*", "data", "build", "bench", "tests", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*skip))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(out), str(ROOT)],
+         "--wheel-dir", str(out), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     [built] = out.glob("mailmoat-*.whl")
