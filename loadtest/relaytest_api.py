@@ -72,6 +72,7 @@ def create_router(
 
     @router.post("/relaytest")
     async def relaytest(body: RelayTestRequest, caller: Caller) -> dict[str, Any]:
+        """Run the open-relay probes against a customer's server and list which were accepted."""
         domain = body.domain.lower()
         if not caller.sees(domain):
             raise HTTPException(404, "no such domain")

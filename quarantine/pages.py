@@ -36,6 +36,7 @@ def create_router(upkeep: Upkeep) -> APIRouter:
 
     @router.get("/q/{token}", response_class=HTMLResponse)
     async def confirm(request: Request, token: str) -> HTMLResponse:
+        """A digest link's confirmation page; only its button acts (link scanners spend none)."""
         try:
             claim, summary = await upkeep.claimed(token)
         except (LinkError, NotFound) as exc:
@@ -45,6 +46,7 @@ def create_router(upkeep: Upkeep) -> APIRouter:
 
     @router.post("/q/{token}", response_class=HTMLResponse)
     async def act(request: Request, token: str, reason: str = Form("")) -> HTMLResponse:
+        """Carry out a digest link once: release, delete, allow the sender or request a release."""
         try:
             done = await upkeep.follow(token, reason)
         except (LinkError, NotFound, Refused) as exc:

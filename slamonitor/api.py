@@ -82,6 +82,7 @@ def create_router(
         month: Annotated[str | None, Query(pattern=MONTH)] = None,
         answered: bool | None = None,
     ) -> list[dict[str, Any]]:
+        """Helpdesk tickets of the caller's domains, open or answered."""
         domains = visible(caller)
         if domain is not None:
             domains = frozenset({own(caller, domain, "domain")})

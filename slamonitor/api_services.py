@@ -41,6 +41,7 @@ def create_services_router(
 
     @router.put("/services/{domain}")
     def set_start(domain: Domain, body: ServiceStart, caller: Caller) -> dict[str, Any]:
+        """Record a domain's service start (operators); its first 30 days are not measured."""
         domain = own(caller, domain, "domain")
         require_operator(caller)
         with engine.begin() as conn:
@@ -49,6 +50,7 @@ def create_services_router(
 
     @router.get("/services")
     def list_services(caller: Caller) -> list[dict[str, Any]]:
+        """Service start dates of the caller's domains."""
         with engine.connect() as conn:
             found = services.list_services(conn, visible(caller))
         return [asdict(s) | {"measured_from": s.measured_from} for s in found]

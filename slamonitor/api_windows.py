@@ -76,6 +76,7 @@ def create_windows_router(
 
     @router.post("/windows", status_code=201)
     def declare_window(body: NewWindow, caller: Caller) -> dict[str, Any]:
+        """Declare an exclusion window (operators); the README lists the kinds."""
         require_operator(caller)
         row = {
             "kind": body.kind,
@@ -94,11 +95,13 @@ def create_windows_router(
 
     @router.get("/windows")
     def list_windows(caller: Caller, state: State | None = None) -> list[dict[str, Any]]:
+        """Exclusion windows of the caller's domains and global ones, by state."""
         with engine.connect() as conn:
             return [asdict(w) for w in faults.listing(conn, visible(caller), state)]
 
     @router.post("/windows/{window_id}/decision")
     def decide_window(window_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
+        """Confirm or reject a proposed window (operators); 409 once decided."""
         try:
             with engine.begin() as conn:
                 found = faults.get(conn, window_id)
@@ -114,6 +117,7 @@ def create_windows_router(
 
     @router.post("/notices", status_code=201)
     def post_notice(body: NewNotice, caller: Caller) -> dict[str, Any]:
+        """Post a maintenance or emergency notice (operators) for one domain or all."""
         require_operator(caller)
         row = {
             "kind": body.kind,

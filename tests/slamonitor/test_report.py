@@ -185,4 +185,4 @@ def test_html_report_shows_usage_and_every_helpdesk_plan(engine: Engine, tmp_pat
     write_report(engine, Month(2026, 11), settings, now=NOV + 86400, html_out=out)
     page = out.read_text()
     assert "helpdesk S1 (mithi-priority)" in page and "helpdesk Critical (telstra)" in page
-    assert "<td>acme.test</td><td>12</td><td>0</td><td>20 / 5</td><td>False</td>" in page
+    assert "<td>acme.test</td><td>12</td><td>0</td><td>20 / 5</td><td>no</td>" in page
