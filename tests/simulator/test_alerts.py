@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+import numpy as np
 
 from simulator.alerts import load_rules
 from simulator.outputs import run_scenario
@@ -47,11 +47,18 @@ def test_quiet_month_pages_nobody(tmp_path: Path, promtool: str) -> None:
     assert found["alerts"] == []
 
 
-@pytest.mark.parametrize("name", ["metrics.om"])
-def test_metrics_are_openmetrics(tmp_path: Path, name: str, promtool: str) -> None:
+def test_metrics_are_the_month_as_scraped(tmp_path: Path) -> None:
     path = SCENARIOS / "outage.toml"
-    run_scenario(load_scenario(path, messages=2_000), path.parent, tmp_path, alerts=False)
-    text = (tmp_path / name).read_text()
+    result = run_scenario(load_scenario(path, messages=2_000), path.parent, tmp_path, alerts=False)
+    text = (tmp_path / "metrics.om").read_text()
+    assert text.startswith("# TYPE mailmoat_end_to_end_duration_seconds histogram\n")
     assert text.endswith("# EOF\n")
-    assert "# TYPE mailmoat_end_to_end_duration_seconds histogram" in text
+    counts = [
+        line.split() for line in text.splitlines()
+        if line.startswith("mailmoat_end_to_end_duration_seconds_count ")
+    ]  # fmt: skip
+    assert len(counts) == 31 * 1440 + 60  # one scrape a minute; October has the DST hour
+    last_at = float(counts[-1][2])
+    delivered = result.run.delivered
+    assert float(counts[-1][1]) == np.count_nonzero(delivered <= last_at)
     assert not (tmp_path / "alerts.json").exists()
