@@ -99,7 +99,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate a scenario's month on a virtual clock and check the SLA report against truth."""
     from simulator.cli import simulate_command  # numpy-heavy; only this command needs it
 
-    return simulate_command(args.scenario, args.out, args.messages, console)
+    return simulate_command(
+        args.scenario, args.out, args.messages, console, alerts=not args.no_alerts
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", type=Path, help="scenario file (TOML), see examples/scenarios")
     p.add_argument("--out", type=Path, required=True, help="directory for events.db and reports")
     p.add_argument("--messages", type=int, help="total messages (default: the scenario's)")
+    p.add_argument("--no-alerts", action="store_true", help="skip the rules on Prometheus")
     p.set_defaults(func=cmd_simulate)
     add_replay(sub)
     add_relaytest(sub)

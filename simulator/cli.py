@@ -49,7 +49,9 @@ def summary(result: Result) -> Table:
     return table
 
 
-def simulate_command(scenario: Path, out: Path, messages: int | None, console: Console) -> int:
+def simulate_command(
+    scenario: Path, out: Path, messages: int | None, console: Console, *, alerts: bool = True
+) -> int:
     """Run a scenario with a progress bar; 1 when the monitor and the truth disagree."""
     s = load_scenario(scenario, messages)
     started = time.perf_counter()
@@ -73,7 +75,11 @@ def simulate_command(scenario: Path, out: Path, messages: int | None, console: C
                 s,
                 scenario.parent,
                 out,
-                Steps(begin=begin, written=lambda n: bar.advance(events, n)),
+                Steps(
+                    begin=begin,
+                    written=lambda n, total: bar.update(events, total=total, advance=n),
+                ),
+                alerts=alerts,
             )
         except ScenarioError as exc:
             raise ScenarioError(f"{scenario}: {exc}") from None

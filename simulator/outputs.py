@@ -37,10 +37,10 @@ REPORT_AFTER = 30 * 86400.0
 
 @dataclass
 class Steps:
-    """Callbacks for progress: a step began, and ``n`` more events were written."""
+    """Callbacks for progress: a step began; ``n`` more events of ``total`` were written."""
 
     begin: Callable[[str], None] = lambda _: None
-    written: Callable[[int], None] = lambda _: None
+    written: Callable[[int, int], None] = lambda n, total: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def run_scenario(
     seen = watch(run)
     steps.begin("writing events.db")
     db = out / "events.db"
-    write_store(db, run, found, desk, seen, steps.written)
+    write_store(db, run, found, desk, seen, lambda n: steps.written(n, len(run)))
     now = run.end + REPORT_AFTER
     steps.begin("ground truth")
     known = truth(run, found, desk, seen, now)

@@ -69,11 +69,13 @@ def test_cli_simulates_and_sla_report_reads_the_store(
 ) -> None:
     scenario = next(p for p in SCENARIOS if p.stem == "outage")
     out = tmp_path / "sim"
-    assert main(["simulate", str(scenario), "--out", str(out), "--messages", "3000"]) == 0
+    argv = ["simulate", str(scenario), "--out", str(out), "--messages", "3000", "--no-alerts"]
+    assert main(argv) == 0
     shown = capsys.readouterr().out
     assert "monitor vs truth" in shown and "availability" in shown
-    for name in ("events.db", "truth.json", "check.json"):
+    for name in ("events.db", "truth.json", "check.json", "metrics.om", "report.html"):
         assert (out / name).is_file()
+    assert not (out / "alerts.json").exists()
     report = tmp_path / "sla.json"
     # The command line, unchanged: outage.toml's month is a UTC one.
     argv = ["sla", "report", "--store", str(out / "events.db"), "--month", "2026-10",
