@@ -68,7 +68,7 @@ def create_router(
         sender: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        kind: Literal["spam", "virus", "content"] | None = None,
+        kind: Literal["spam", "virus", "content", "unscanned"] | None = None,
         min_score: float | None = None,
         max_score: float | None = None,
         state: Literal["held", "released", "deleted"] = "held",

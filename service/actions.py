@@ -127,6 +127,37 @@ def decide(
     return record, items, held
 
 
+UNSCANNED = "unscanned"
+"""The quarantine category (and event category) of mail the filter could not judge."""
+
+
+def unscanned(
+    message: Spooled,
+    domain: str,
+    rcpt_tos: tuple[str, ...],
+    now: float,
+    *,
+    reason: str,
+    subject: str = "",
+) -> DomainOutcome:
+    """Hold for an operator what filtering failed on: it might be a virus, so never deliver it.
+
+    Kept as long as viruses, released like one (by an operator), and the event
+    says why, so nothing accepted ends without a record.
+    """
+    hit = {"stage": "gateway", "symbol": "UNSCANNED", "reason": reason, "action": "quarantine"}
+    held = Held(
+        id=uuid.uuid4().hex, domain=domain, rcpt_tos=rcpt_tos, category=UNSCANNED,
+        never_release=False, score=0.0, hits=(hit,), expires_at=now + RETENTION[Category.VIRUS],
+        subject=subject,
+    )  # fmt: skip
+    record = EventRecord(
+        domain=domain, action="quarantine", category=UNSCANNED, outcome=Outcome.QUARANTINED,
+        score=0.0, symbols=("UNSCANNED",), hits=(hit,), recipients=len(rcpt_tos), detail=reason,
+    )  # fmt: skip
+    return record, [], held
+
+
 def group_by_domain(rcpt_tos: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Recipients per domain, in order: each domain's policy decides for its own users."""
     groups: dict[str, list[str]] = {}

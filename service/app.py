@@ -35,6 +35,7 @@ from service.metrics import GatewayMetrics
 from service.notices import alert_mail
 from service.outbound import DeliveryQueue
 from service.processor import Processor
+from service.readiness import readiness_checks
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
 from slamonitor import api as sla_api
@@ -102,7 +103,12 @@ class Gateway:
         self.writer = StoreWriter(self.store)
         self.writer.start()
         source = PolicySource(config.filter.policy, config.filter.model)
-        self.classifier = Classifier(source, config.filter.processes)
+        self.classifier = Classifier(
+            source,
+            config.filter.processes,
+            hard_timeout=config.filter.hard_timeout,
+            on_restart=lambda: self.metrics.filter_restarted(),
+        )
         # One worker knows its queue in memory; several share only the store.
         queue_lengths: Callable[[], Mapping[str, int]] = (
             self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
@@ -149,16 +155,24 @@ class Gateway:
             quarantine_quota=config.quarantine.quota_per_domain,
             notices=self.upkeep.notices,
             lists=self.lists,
+            max_attempts=config.filter.max_attempts,
+            retry_delay=config.filter.retry_delay,
+            max_backlog_messages=config.filter.backlog_messages,
+            max_backlog_bytes=config.filter.backlog_bytes,
         )
         await self._recover()
         self.outbound.start()
         self._upkeep_task = asyncio.create_task(self.upkeep.run(), name="mailmoat-upkeep")
+        self._pool_watch = asyncio.create_task(
+            self.classifier.pool.watch(), name="mailmoat-filter-watch"
+        )
 
         handler = Gatekeeper(
             domains=frozenset(config.domains),
             config=config.smtp,
             writer=self.writer,
             submit=self.processor.submit,
+            has_room=self.processor.has_room,
             metrics=self.metrics,
             worker=self.worker,
             clock=self.clock,
@@ -222,7 +236,7 @@ class Gateway:
         app = create_app(
             metrics=self.metrics,
             registry=self.registry,
-            readiness={"smtp": self.smtp.is_serving, "store": self.store.writable},
+            readiness=readiness_checks(self.smtp.is_serving, self.writer, self.classifier.pool),
             auth=self.config.http.metrics_auth,
             routers=[
                 api.create_router(self.quarantine, principal),
@@ -261,9 +275,10 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
-        for task in (self._upkeep_task, *self._watchers):
+        tasks = (self._upkeep_task, self._pool_watch, *self._watchers)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(self._upkeep_task, *self._watchers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.processor.close()
         await self.outbound.close()
         await self.writer.close()

@@ -65,6 +65,8 @@ class RejectReason(enum.StrEnum):
     COMMANDS = "commands"
     TLS_REQUIRED = "tls_required"
     UNAVAILABLE = "unavailable"
+    BUSY = "busy"
+    SESSIONS = "sessions"
 
 
 def multiprocess_dir() -> str | None:
@@ -172,6 +174,12 @@ class GatewayMetrics:
             "messages_expired", "Messages dropped after the retry period.", ["domain"]
         )
         self._verdicts = counter("verdicts", "Filter verdicts.", ["action", "category"])
+        self._filter_restarts = counter(
+            "filter_restarts", "Filter process pools replaced after a child died or hung."
+        )
+        self._unscanned = counter(
+            "messages_unscanned", "Messages held as unscanned after filtering failed repeatedly."
+        )
         self._hits = counter("filter_hits", "Filter hits by stage and symbol.", ["stage", "symbol"])
         self._dns_failures = counter("dns_failures", "Failed DNS block-list lookups.", ["zone"])
         self._filter_seconds = Histogram(
@@ -244,6 +252,12 @@ class GatewayMetrics:
         for hit in verdict.hits:
             self._hits.labels(hit.stage.value, self._symbol(hit.stage, hit.symbol)).inc()
         self._filter_seconds.observe(seconds)
+
+    def filter_restarted(self) -> None:
+        self._filter_restarts.inc()
+
+    def unscanned(self) -> None:
+        self._unscanned.inc()
 
     def delivered(self, domain: str, end_to_end_seconds: float) -> None:
         self._delivered.labels(self._domain(domain)).inc()

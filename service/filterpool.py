@@ -1,0 +1,182 @@
+"""A supervised filter pool: a dead or hung filter process is replaced and its work sent again.
+
+``ProcessPoolExecutor`` marks itself broken for good when one child dies
+(``kill -9``, the kernel's OOM killer) and fails every future in it with
+``BrokenProcessPool``; left alone, filtering stops until a restart. Here a
+broken pool is replaced at once (by the caller that notices, or by
+``watch`` within half a second) and each failed call is submitted again.
+
+A call caught in a break is not blamed: it is run again *alone* (no other
+call in the pool), and only a call that breaks or hangs the pool while alone
+raises ``FilterCrashed``, so one poison message cannot condemn the innocent
+messages that shared its pool. Replacements back off when they come in a
+burst (a child that dies at start-up must not spin the CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger("mailmoat.filter")
+
+T = TypeVar("T")
+
+WATCH_SECONDS = 0.5
+BURST_WINDOW = 60.0
+BURST_RESTARTS = 5
+MAX_PAUSE = 30.0
+
+
+class FilterCrashed(RuntimeError):
+    """Filtering this message broke or hung a filter process while it ran alone."""
+
+
+class FilterPool:
+    """Runs filter calls in ``processes`` child processes (0: one thread), replacing dead ones.
+
+    ``hard_timeout`` bounds one call in seconds: the pool running a call that
+    takes longer is killed and replaced, and the call fails (process mode only;
+    a thread cannot be killed).
+    """
+
+    def __init__(
+        self,
+        processes: int,
+        initializer: Callable[..., None],
+        initargs: tuple[Any, ...],
+        *,
+        hard_timeout: float = 300.0,
+        on_restart: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.processes = processes
+        self.hard_timeout = hard_timeout
+        self.on_restart = on_restart
+        self.restarts = 0
+        self._initializer = initializer
+        self._initargs = initargs
+        self._recent: list[float] = []
+        self._paused_until = 0.0
+        self._shared = 0  # calls running in the pool with others
+        self._alone = asyncio.Lock()  # held by a call that must run by itself
+        self._idle = asyncio.Condition()
+        self._executor: Executor = self._make()
+
+    def _make(self) -> Executor:
+        if self.processes == 0:
+            return ThreadPoolExecutor(1, thread_name_prefix="mailmoat-filter")
+        return ProcessPoolExecutor(
+            self.processes, initializer=self._initializer, initargs=self._initargs
+        )
+
+    # --- state ----------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """True when filtering can run now: the pool is not broken and no child is dead."""
+        executor = self._executor
+        if time.monotonic() < self._paused_until:
+            return False
+        if isinstance(executor, ProcessPoolExecutor):
+            if executor._broken:
+                return False
+            return all(p.is_alive() for p in list((executor._processes or {}).values()))
+        return True
+
+    def pids(self) -> list[int]:
+        """The filter children's process ids (for operators and the chaos benchmark)."""
+        executor = self._executor
+        if isinstance(executor, ProcessPoolExecutor):
+            return list(executor._processes or {})
+        return []
+
+    # --- running --------------------------------------------------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the pool; resubmitted (alone) if the pool breaks under it."""
+        await self._wait_pause()
+        async with self._alone:  # a call running alone keeps new shared calls out
+            self._shared += 1
+        executor = self._executor
+        try:
+            return await self._call(executor, fn, args)
+        except (BrokenProcessPool, TimeoutError):
+            self._replace(executor, "a filter process died or hung")
+        finally:
+            self._shared -= 1
+            async with self._idle:
+                self._idle.notify_all()
+        return await self._run_alone(fn, args)
+
+    async def _run_alone(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        async with self._alone:
+            async with self._idle:
+                await self._idle.wait_for(lambda: self._shared == 0)
+            await self._wait_pause()
+            executor = self._executor
+            try:
+                return await self._call(executor, fn, args)
+            except BrokenProcessPool as exc:
+                self._replace(executor, "a filter process died while filtering one message")
+                raise FilterCrashed("the filter process died on this message") from exc
+            except TimeoutError as exc:
+                self._replace(executor, "a filter process hung on one message")
+                raise FilterCrashed(f"filtering took longer than {self.hard_timeout:g} s") from exc
+
+    async def _call(self, executor: Executor, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(executor, fn, *args)
+        if not isinstance(executor, ProcessPoolExecutor):
+            return await future
+        try:
+            async with asyncio.timeout(self.hard_timeout):
+                return await future
+        except TimeoutError:
+            _kill_children(executor)
+            raise
+
+    async def _wait_pause(self) -> None:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _replace(self, broken: Executor, reason: str) -> None:
+        """Swap in a new pool, once per broken one (many callers see the same break)."""
+        if broken is not self._executor:
+            return
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < BURST_WINDOW] + [now]
+        if len(self._recent) > BURST_RESTARTS:
+            pause = min(MAX_PAUSE, 2.0 ** (len(self._recent) - BURST_RESTARTS))
+            self._paused_until = now + pause
+        self.restarts += 1
+        log.error("%s; filter pool replaced (restart %d)", reason, self.restarts)
+        if isinstance(broken, ProcessPoolExecutor):
+            _kill_children(broken)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._make()
+        self.on_restart()
+
+    async def watch(self) -> None:
+        """Replace a broken pool even when no call is waiting on it (readiness turns green)."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            executor = self._executor
+            if isinstance(executor, ProcessPoolExecutor) and not self.alive():
+                self._replace(executor, "a filter process died")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _kill_children(executor: ProcessPoolExecutor) -> None:
+    for pid in list(executor._processes or {}):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
