@@ -7,10 +7,13 @@ broken pool is replaced at once (by the caller that notices, or by
 ``watch`` within half a second) and each failed call is submitted again.
 
 A call caught in a break is not blamed: it is run again *alone* (no other
-call in the pool), and only a call that breaks or hangs the pool while alone
-raises ``FilterCrashed``, so one poison message cannot condemn the innocent
-messages that shared its pool. Replacements back off when they come in a
-burst (a child that dies at start-up must not spin the CPU).
+call in the pool), and only a call that breaks or hangs the pool while alone,
+in a pool that then proves it can run a trivial call, raises
+``FilterCrashed``; so one poison message cannot condemn the innocent
+messages that shared its pool, and a pool that cannot run at all (a policy
+file that no longer loads) condemns nobody: filtering waits, readiness is
+red. Replacements back off when they come in a burst (a child that dies at
+start-up must not spin the CPU).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class FilterPool:
         self._initargs = initargs
         self._recent: list[float] = []
         self._paused_until = 0.0
+        self._failing = False  # the last fresh pool could not run a trivial call
         self._shared = 0  # calls running in the pool with others
         self._alone = asyncio.Lock()  # held by a call that must run by itself
         self._idle = asyncio.Condition()
@@ -82,7 +86,7 @@ class FilterPool:
     def alive(self) -> bool:
         """True when filtering can run now: the pool is not broken and no child is dead."""
         executor = self._executor
-        if time.monotonic() < self._paused_until:
+        if self._failing or time.monotonic() < self._paused_until:
             return False
         if isinstance(executor, ProcessPoolExecutor):
             if executor._broken:
@@ -106,7 +110,9 @@ class FilterPool:
             self._shared += 1
         executor = self._executor
         try:
-            return await self._call(executor, fn, args)
+            result = await self._call(executor, fn, args)
+            self._failing = False
+            return result
         except (BrokenProcessPool, TimeoutError):
             self._replace(executor, "a filter process died or hung")
         finally:
@@ -119,18 +125,37 @@ class FilterPool:
         async with self._alone:
             async with self._idle:
                 await self._idle.wait_for(lambda: self._shared == 0)
-            await self._wait_pause()
-            executor = self._executor
-            try:
-                return await self._call(executor, fn, args)
-            except BrokenProcessPool as exc:
-                self._replace(executor, "a filter process died while filtering one message")
-                raise FilterCrashed("the filter process died on this message") from exc
-            except TimeoutError as exc:
-                self._replace(executor, "a filter process hung on one message")
-                raise FilterCrashed(f"filtering took longer than {self.hard_timeout:g} s") from exc
+            while True:
+                await self._wait_pause()
+                executor = self._executor
+                try:
+                    return await self._call(executor, fn, args)
+                except BrokenProcessPool as exc:
+                    self._replace(executor, "a filter process died while filtering one message")
+                    if await self._healthy():
+                        raise FilterCrashed("the filter process died on this message") from exc
+                except TimeoutError as exc:
+                    self._replace(executor, "a filter process hung on one message")
+                    if await self._healthy():
+                        limit = f"{self.hard_timeout:g} s"
+                        raise FilterCrashed(f"filtering took longer than {limit}") from exc
 
-    async def _call(self, executor: Executor, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    async def _healthy(self) -> bool:
+        """Whether the current pool runs a trivial call: if not, no message is to blame."""
+        await self._wait_pause()
+        executor = self._executor
+        try:
+            await self._call(executor, os.getpid)
+        except (BrokenProcessPool, TimeoutError):
+            self._replace(executor, "a new filter process could not run")
+            self._failing = True
+            return False
+        self._failing = False
+        return True
+
+    async def _call(
+        self, executor: Executor, fn: Callable[..., T], args: tuple[Any, ...] = ()
+    ) -> T:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(executor, fn, *args)
         if not isinstance(executor, ProcessPoolExecutor):
@@ -171,8 +196,12 @@ class FilterPool:
             executor = self._executor
             if isinstance(executor, ProcessPoolExecutor) and not self.alive():
                 self._replace(executor, "a filter process died")
+                await self._healthy()  # start the new children now, and learn if they can run
 
     def close(self) -> None:
+        """Stop now: a child stuck on a message is killed (the message stays spooled)."""
+        if isinstance(self._executor, ProcessPoolExecutor):
+            _kill_children(self._executor)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
