@@ -80,6 +80,10 @@ class DeliveryQueue:
         """Deliveries not yet done, per destination domain (in flight included)."""
         return {domain: n for domain, n in self._pending.items() if n > 0}
 
+    def scheduled(self) -> set[int]:
+        """Ids of the deliveries waiting in the heap for their next attempt."""
+        return {d.id for _, _, d in self._heap}
+
     def _done(self, delivery: Delivery) -> None:
         self._pending[delivery.item.domain] -= 1
 
@@ -115,8 +119,9 @@ class DeliveryQueue:
         """Schedule what follows an exception, so no delivery is left pending with no future."""
         permanent = isinstance(exc, (ValueError, UnicodeError))  # the address cannot be sent
         status = "5.1.3" if permanent else "4.3.0"
-        reason = f"local error: {type(exc).__name__}: {exc}"[:400]
-        failures = [Failure(r, status, NO_REPLY, reason) for r in delivery.item.rcpt_tos]
+        reason = _printable(f"local error: {type(exc).__name__}: {exc}"[:400])
+        rcpts = delivery.item.rcpt_tos
+        failures = [Failure(_printable(r), status, NO_REPLY, reason) for r in rcpts]
         try:
             if permanent:
                 await self._fail(delivery, b"", failures, DeliveryState.BOUNCED)
@@ -183,7 +188,7 @@ class DeliveryQueue:
 
     async def _defer(self, delivery: Delivery, data: bytes, temporary: Sequence[Failure]) -> None:
         now = self.clock()
-        error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary)
+        error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary))
         if backoff.expired(delivery.created_at, now, self.config.max_age):
             self.metrics.expired(delivery.item.domain)
             await self._fail(delivery, data, temporary, DeliveryState.EXPIRED)
@@ -218,7 +223,7 @@ class DeliveryQueue:
     ) -> None:
         if state is DeliveryState.BOUNCED:
             self.metrics.bounced(delivery.item.domain)
-        error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures)
+        error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures))
         follow_up = self._dsn(delivery, data, failures)
         created = await until_stored(
             self.writer, self.writer.store.finish_delivery, delivery, state, self.clock(), error,
@@ -269,3 +274,8 @@ class DeliveryQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.sessions.close()
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable bytes (lone surrogates) escaped, so it can be stored."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -37,6 +37,7 @@ NOT_STORED = "451 4.3.0 Message not stored, try again later"
 BACKLOG_FULL = "451 4.3.2 System busy, try again later"
 TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, try again later"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
+AUTH_UNAVAILABLE = "502 5.5.1 AUTH not available"
 MAX_ERRORS = 10
 """Syntax-error replies (500/501) one session gets before it is closed with 421."""
 
@@ -220,6 +221,10 @@ def server_factory(
                 metrics.session_closed()
             super().connection_lost(error)
 
+        async def smtp_AUTH(self, arg: str) -> None:
+            # Nothing here authenticates (no submission service): say so plainly.
+            await self.push(AUTH_UNAVAILABLE)
+
         async def push(self, status: AnyStr) -> None:
             text = status if isinstance(status, str) else status.decode("ascii", "replace")
             if text.startswith(("500", "501")):
@@ -241,7 +246,6 @@ def server_factory(
             "timeout": config.timeout,
             "command_call_limit": call_limits(config),
             "tls_context": tls,
-            "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
         }
         return GatewaySMTP(handler, **kwargs)
 
