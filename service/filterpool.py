@@ -37,6 +37,8 @@ WATCH_SECONDS = 0.5
 BURST_WINDOW = 60.0
 BURST_RESTARTS = 5
 MAX_PAUSE = 30.0
+PING_TIMEOUT = 30.0
+"""Seconds a fresh pool has to run a trivial call before it counts as unable to run."""
 
 
 class FilterCrashed(RuntimeError):
@@ -145,7 +147,8 @@ class FilterPool:
         await self._wait_pause()
         executor = self._executor
         try:
-            await self._call(executor, os.getpid)
+            async with asyncio.timeout(PING_TIMEOUT):
+                await asyncio.get_running_loop().run_in_executor(executor, os.getpid)
         except (BrokenProcessPool, TimeoutError):
             self._replace(executor, "a new filter process could not run")
             self._failing = True
