@@ -8,7 +8,6 @@ from another domain answers 404 exactly like a missing one. Errors are
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -27,6 +26,7 @@ from quarantine.api_models import (
     EntryOut,
     HeldDetail,
     HeldOut,
+    Instant,
     Page,
     ReleaseIn,
     ReleaseOut,
@@ -66,8 +66,8 @@ def create_router(
         who: Principal = caller,
         recipient: str | None = None,
         sender: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
         kind: Literal["spam", "virus", "content", "unscanned"] | None = None,
         min_score: float | None = None,
         max_score: float | None = None,
@@ -200,7 +200,7 @@ def create_router(
 
     @router.get("/reports", response_model=ReportOut)
     async def report(
-        domain: str, since: datetime, until: datetime, who: Principal = caller
+        domain: str, since: Instant, until: Instant, who: Principal = caller
     ) -> ReportOut:
         if not who.sees(domain):
             raise HTTPException(404, "no such domain")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from filters.policy import Lists
 from quarantine.held import HeldSummary
@@ -15,6 +15,17 @@ MAX_BULK = 500
 
 def timestamp(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
+
+
+def _representable(value: datetime) -> datetime:
+    # Year 1 parses, but a naive one cannot become a UNIX time in every zone (year 0).
+    if not 1970 <= value.year <= 9999:
+        raise ValueError("year must be between 1970 and 9999")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_representable)]
+"""A datetime query parameter the store can compare: out-of-range years get 422, not 500."""
 
 
 class HeldOut(BaseModel):
@@ -54,9 +65,21 @@ class Page(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
 
+class HeaderOut(BaseModel):
+    name: str
+    value: str
+
+
+class TextPartOut(BaseModel):
+    content_type: str
+    text: str
+
+
 class HeldDetail(HeldOut):
-    headers: list[tuple[str, str]]
-    text_parts: list[dict[str, str]]
+    # Objects, not (name, value) tuples: a tuple becomes `prefixItems`, which OpenAPI 3.0
+    # tools and generated clients reject.
+    headers: list[HeaderOut]
+    text_parts: list[TextPartOut]
     attachments: list[dict[str, Any]]
     hits: list[dict[str, Any]]
     why: str = Field(description="the hits that decided, in words")

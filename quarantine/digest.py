@@ -26,6 +26,8 @@ DIGEST_ACTIONS: Final = (
     ("delete", "Delete"),
     ("allow_sender", "Allow sender"),
 )
+OPERATOR_ONLY: Final = frozenset({"virus", "unscanned"})
+"""Held categories a customer cannot release or whitelist from a digest (only delete)."""
 DIGEST_MODES: Final = frozenset({"daily", "hours", "never"})
 MAX_FIELD_CHARS: Final = 200
 _RETENTION_HINT: Final = "Held messages you do not release are deleted automatically."
@@ -44,6 +46,13 @@ class DigestItem:
     score: float
     category: str
     reason: str
+
+
+def actions_for(item: DigestItem) -> tuple[tuple[str, str], ...]:
+    """The one-click links an item gets: no release or allow-sender for a virus."""
+    if item.category in OPERATOR_ONLY:
+        return (("delete", "Delete"),)
+    return DIGEST_ACTIONS
 
 
 def render_digest(
@@ -73,7 +82,7 @@ def render_digest(
     text = [f"{count} addressed to {_line(recipient)} were held in quarantine.", ""]
     rows = []
     for item in unique:
-        links = [(label, link_for(action, item)) for action, label in DIGEST_ACTIONS]
+        links = [(label, link_for(action, item)) for action, label in actions_for(item)]
         text += _item_text(item, links)
         rows.append(_item_html(item, links))
     text += [f"Manage your quarantine: {base_url}", _RETENTION_HINT]

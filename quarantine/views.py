@@ -16,7 +16,7 @@ def detail_of(message: HeldMessage) -> dict[str, Any]:
     deciding = [h for h in message.hits if h.get("action") not in (None, "deliver")]
     why = "; ".join(f"{h['symbol']}: {h['reason']}" for h in deciding or message.hits)
     return {
-        "headers": [(k, v) for k, v in mail.headers],
+        "headers": [{"name": k, "value": v} for k, v in mail.headers],
         "text_parts": [
             {"content_type": p.content_type, "text": p.text[:MAX_TEXT]} for p in mail.text_parts
         ],

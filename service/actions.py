@@ -47,7 +47,9 @@ def decide(
     is then tagged and delivered instead (SPEC 3), and the event says so.
     """
     prefix = verdict_headers(verdict, message.id)
-    is_spam = verdict.category is Category.SPAM
+    # "is_spam" marks a delivery whose sender must not get a DSN (backscatter): spam, and
+    # mail from a client on an IP block list, whose envelope sender is likely forged.
+    is_spam = verdict.category is Category.SPAM or sender_suspect(verdict)
     items: list[NewDelivery] = []
     held: Held | None = None
     detail = None
@@ -96,7 +98,7 @@ def decide(
             hits=_hits(verdict),
             expires_at=now + RETENTION.get(verdict.category, 14 * DAY),
             subject=subject,
-            viruses=tuple(v.name for v in verdict.viruses),
+            viruses=tuple(dict.fromkeys(v.name for v in verdict.viruses)),  # a bomb repeats one
         )
         outcome = Outcome.QUARANTINED
     else:
@@ -125,6 +127,15 @@ def decide(
         detail=detail,
     )
     return record, items, held
+
+
+SUSPECT_SYMBOLS = frozenset({"BLACKLIST_DNSBL"})
+"""Hits that make the envelope sender untrustworthy for DSNs (no SPF facts exist yet)."""
+
+
+def sender_suspect(verdict: Verdict) -> bool:
+    """Whether a failure report to this message's sender would likely be backscatter."""
+    return any(hit.symbol in SUSPECT_SYMBOLS for hit in verdict.hits)
 
 
 UNSCANNED = "unscanned"

@@ -66,6 +66,10 @@ class NewWindow(_Body):
         return self
 
 
+MONTH_PATTERN = r"^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$"
+"""YYYY-MM from 1970 on: year 0 would raise deep in date arithmetic (a 500), not a 422."""
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(404, f"no such {what}")
 
@@ -116,7 +120,7 @@ def create_router(
         caller: Caller,
         domain: str | None = None,
         priority: str | None = None,
-        month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+        month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
         answered: bool | None = None,
     ) -> list[dict[str, Any]]:
         domains = _visible(caller)
