@@ -26,7 +26,7 @@ from quarantine import api, pages
 from quarantine.auth import bearer_principal
 from quarantine.service import Quarantine
 from quarantine.upkeep import Upkeep
-from service import sla_hooks
+from service import recovery, sla_hooks
 from service.classifier import Classifier, PolicySource
 from service.config import DomainConfig, GatewayConfig
 from service.dynamic_lists import DynamicLists
@@ -225,9 +225,14 @@ class Gateway:
     async def _recover(self) -> None:
         pending = await self.writer.call(self.store.pending_deliveries, self.worker, self.workers)
         self.outbound.add(pending)
-        unfiltered = await self.writer.call(self.store.unfiltered, self.worker, self.workers)
-        for message in unfiltered:
-            self.processor.submit(message)
+        unfiltered = await self.writer.call(
+            recovery.unfiltered_ids, self.store, self.worker, self.workers
+        )
+        processor = self.processor
+        self._recovery = asyncio.create_task(
+            recovery.stream(self.writer, unfiltered, processor.has_room, processor.submit),
+            name="mailmoat-recovery",
+        )
         if pending or unfiltered:
             log.info("recovered", extra={"deliveries": len(pending), "unfiltered": len(unfiltered)})
 
@@ -275,7 +280,7 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
-        tasks = (self._upkeep_task, self._pool_watch, *self._watchers)
+        tasks = (self._upkeep_task, self._pool_watch, self._recovery, *self._watchers)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

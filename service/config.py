@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from filters.policy import PolicyError, beside, format_validation_errors, read_document
 from quarantine.config import QuarantineConfig
@@ -135,6 +142,12 @@ class GatewayConfig(_Section):
     @classmethod
     def _lower(cls, value: dict[str, DomainConfig]) -> dict[str, DomainConfig]:
         return {k.lower().strip("."): v for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _backlog_holds_a_message(self) -> GatewayConfig:
+        if self.filter.backlog_bytes < self.smtp.max_message_size:
+            raise ValueError("filter.backlog_bytes must be at least smtp.max_message_size")
+        return self
 
     def routes(self) -> dict[str, tuple[str, int]]:
         return {d: c.route for d, c in self.domains.items() if c.route is not None}

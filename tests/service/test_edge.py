@@ -99,28 +99,34 @@ async def test_undecodable_sender_is_refused_at_mail(start_gateway: Start) -> No
     assert mail.startswith("553 5.1.7")
 
 
-async def test_backlog_over_its_byte_limit_gets_451(
-    start_gateway: Start, sink: RecordingSink
+async def _stall_filtering(gateway: Gateway, sink: RecordingSink, tmp_path: Path) -> None:
+    """Make every filter process fail to start, so what is accepted stays in the backlog."""
+    await send(gateway.smtp_port, message("warm up"))
+    await sink.wait_for(1, timeout=30)
+    (tmp_path / "policy.toml").write_text("not TOML [")
+    os.kill(gateway.classifier.pool.pids()[0], signal.SIGKILL)
+
+
+async def test_backlog_over_its_byte_limit_gets_451_after_data(
+    start_gateway: Start, sink: RecordingSink, tmp_path: Path
 ) -> None:
-    gateway = await start_gateway(filter={"backlog_bytes": 4096})
+    gateway = await start_gateway(
+        filter={"backlog_bytes": 8192, "processes": 1}, smtp={"max_message_size": 8192}
+    )
+    await _stall_filtering(gateway, sink, tmp_path)
+    await send(gateway.smtp_port, message("fills most of it", body="x" * 6000))
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-        await send(gateway.smtp_port, message(body="x" * 8000))
+        await send(gateway.smtp_port, message("does not fit", body="y" * 3000))
     assert refused.value.code == 451 and refused.value.message.startswith("4.3.2")
-    _, reply = await send(gateway.smtp_port, message())  # small mail still fits
-    assert reply.startswith("2.0.0")
-    await sink.wait_for(1, timeout=15)
-    assert rows(gateway.config.store.path, "SELECT count(*) FROM messages") == [(1,)]
+    db = gateway.config.store.path
+    assert rows(db, "SELECT count(*) FROM messages WHERE state = 'spooled'") == [(1,)]
 
 
 async def test_backlog_over_its_message_limit_gets_451_at_mail(
     start_gateway: Start, sink: RecordingSink, tmp_path: Path
 ) -> None:
     gateway = await start_gateway(filter={"backlog_messages": 1, "processes": 1})
-    await send(gateway.smtp_port, message("warm up"))
-    await sink.wait_for(1, timeout=30)
-    # No filter process can start now, so the next message stays in the backlog.
-    (tmp_path / "policy.toml").write_text("not TOML [")
-    os.kill(gateway.classifier.pool.pids()[0], signal.SIGKILL)
+    await _stall_filtering(gateway, sink, tmp_path)
     await send(gateway.smtp_port, message("stays in the backlog"))
     session = await RawSession.open(gateway.smtp_port)
     await session.command(b"EHLO client.test")

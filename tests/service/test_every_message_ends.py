@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from service.app import Gateway
 from store.records import DeliveryKind
-from tests.service.gatewayfixtures import eventually, gateway_config, message, rows, send
+from tests.service.gatewayfixtures import POLICY, eventually, gateway_config, message, rows, send
 from tests.service.storefaults import WriteFault
 from tests.smtpsink import RecordingSink
 
@@ -110,3 +112,29 @@ async def test_deliveries_end_whatever_they_hit(start_gateway: Start, sink: Reco
     }
     assert [r.rcpt_tos for r in sink.received] == [("later@example.test",)]  # no DSN anywhere
     assert_nothing_stuck(gateway)
+
+
+async def test_restart_streams_the_backlog_through_the_filter(
+    start_gateway: Start, sink: RecordingSink, tmp_path: Path
+) -> None:
+    first = await start_gateway(filter={"processes": 1})
+    await send(first.smtp_port, message("warm up"))
+    await sink.wait_for(1, timeout=30)
+    (tmp_path / "policy.toml").write_text("not TOML [")  # filtering stalls: mail piles up
+    os.kill(first.classifier.pool.pids()[0], signal.SIGKILL)
+    for i in range(6):
+        await send(first.smtp_port, message(f"backlog {i}"))
+    await first.stop()
+    (tmp_path / "policy.toml").write_text(POLICY)
+    # A backlog limit of 2: the six are read from the store two at a time, not all at start.
+    second = await start_gateway(filter={"processes": 0, "backlog_messages": 2})
+    seen = 0
+
+    def drained() -> bool:
+        nonlocal seen
+        seen = max(seen, second.processor.backlog_messages)
+        return len(sink.received) == 7
+
+    await eventually(drained, timeout=60)
+    assert seen <= 2
+    assert_nothing_stuck(second)
