@@ -38,6 +38,7 @@ from service.processor import Processor
 from service.readiness import readiness_checks
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
+from service.snapshots import Prefetched
 from slamonitor import api as sla_api
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
@@ -135,7 +136,8 @@ class Gateway:
             on_release=sla_hooks.record_release,
             on_lists_changed=self.lists.invalidate,
         )
-        self.metrics.add_live(SlaCollector(self.store.engine, self.clock))
+        self.sla_gauges = Prefetched(SlaCollector(self.store.engine, self.clock))
+        self.metrics.add_live(self.sla_gauges)
         self.upkeep = Upkeep(
             self.quarantine,
             config.quarantine,
@@ -163,6 +165,7 @@ class Gateway:
         await self._recover()
         self.outbound.start()
         self._upkeep_task = asyncio.create_task(self.upkeep.run(), name="mailmoat-upkeep")
+        self._sla_refresh = asyncio.create_task(self.sla_gauges.run(), name="mailmoat-sla-gauges")
         self._pool_watch = asyncio.create_task(
             self.classifier.pool.watch(), name="mailmoat-filter-watch"
         )
@@ -280,7 +283,10 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
-        tasks = (self._upkeep_task, self._pool_watch, self._recovery, *self._watchers)
+        tasks = (
+            self._upkeep_task, self._pool_watch, self._recovery, self._sla_refresh,
+            *self._watchers,
+        )  # fmt: skip
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
