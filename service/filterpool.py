@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import time
@@ -79,9 +80,13 @@ class FilterPool:
     def _make(self) -> Executor:
         if self.processes == 0:
             return ThreadPoolExecutor(1, thread_name_prefix="mailmoat-filter")
+        context = multiprocessing.get_context("forkserver")
+        # The server imports the filter code once; each child forks from it, already warm.
+        context.set_forkserver_preload([self._initializer.__module__])
         return ProcessPoolExecutor(
-            self.processes, initializer=self._initializer, initargs=self._initargs
-        )
+            self.processes, mp_context=context, initializer=self._initializer,
+            initargs=self._initargs,
+        )  # fmt: skip
 
     # --- state ----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,18 @@ async def test_message_that_outlasts_the_hard_timeout_is_held_as_unscanned(
     # Not delivered (bob only gets the new-account notice of his quarantine).
     await sink.wait_for(1, timeout=30)
     assert not any(b"hangs the filter" in r.data for r in sink.received)
+
+
+async def test_filter_processes_do_not_keep_the_gateways_sockets(
+    start_gateway: Start, sink: RecordingSink
+) -> None:
+    # Like the replay sink of `make demo`: a listener open while the filter processes start.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    gateway = await start_gateway()
+    await send(gateway.smtp_port, message("starts the filter process"))
+    await sink.wait_for(1, timeout=30)
+    assert gateway.classifier.pool.pids()
+    listener.close()
+    with pytest.raises(ConnectionRefusedError):  # nobody holds the port any more
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
