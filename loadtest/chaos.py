@@ -78,14 +78,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(path: Path, store: Path, smtp: int, http: int, sink: int) -> None:
+def _config(path: Path, store: Path, sink: int) -> None:
     path.write_text(f"""
 [smtp]
-port = {smtp}
+port = 0
 hostname = "chaos.mailmoat.test"
 max_message_size = 10485760
 [http]
-port = {http}
+port = 0
 [store]
 path = "{store}"
 [delivery]
@@ -99,7 +99,9 @@ downstream = "127.0.0.1:{sink}"
 """)
 
 
-async def _client(corpus: Sequence[Message], config: ChaosConfig, port: int, run: _Run) -> None:
+async def _client(
+    corpus: Sequence[Message], config: ChaosConfig, gateway: GatewayProcess, run: _Run
+) -> None:
     smtp: aiosmtplib.SMTP | None = None
     while (i := run.next_id) < config.count:
         run.next_id += 1
@@ -109,6 +111,7 @@ async def _client(corpus: Sequence[Message], config: ChaosConfig, port: int, run
         while True:
             try:
                 if smtp is None:
+                    port = gateway.smtp_port
                     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
                     await smtp.connect()
                 _, reply = await smtp.sendmail(sender, list(rcpts), stamped)
@@ -179,7 +182,12 @@ async def _controller(
         elif event == "outage":
             await sink.stop()
             await asyncio.sleep(config.outage_seconds)
-            await sink.start()
+            while True:  # the same port: another process may hold it for a moment
+                try:
+                    await sink.start()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.5)
         elif event == "disk_full":
             if not disk.available:
                 note["skipped"] = f"no tmpfs: {disk.why}"
@@ -229,8 +237,8 @@ async def run_chaos(
     workdir.mkdir(parents=True, exist_ok=True)
     disk = Disk(workdir / "store")
     db = disk.path / "gateway.db"
-    smtp_port, http_port, sink_port = _free_port(), _free_port(), _free_port()
-    _config(workdir / "gateway.toml", db, smtp_port, http_port, sink_port)
+    sink_port = _free_port()
+    _config(workdir / "gateway.toml", db, sink_port)
     sink = CountingSink(sink_port, time.monotonic)
     await sink.start()
     gateway = GatewayProcess(workdir / "gateway.toml", workdir / "gateway.log")
@@ -239,7 +247,7 @@ async def run_chaos(
     try:
         await gateway.start()
         control = asyncio.create_task(_controller(config, gateway, sink, disk, run))
-        clients = [_client(corpus, config, smtp_port, run) for _ in range(config.concurrency)]
+        clients = [_client(corpus, config, gateway, run) for _ in range(config.concurrency)]
         await asyncio.gather(*clients)
         sent_seconds = time.monotonic() - began
         await control

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -73,7 +73,7 @@ class GatewayProcess:
     config: Path
     log: Path
     proc: asyncio.subprocess.Process | None = None
-    starts: list[float] = field(default_factory=list)
+    smtp_port: int = 0  # ephemeral, new at every start: a fixed one may be taken meanwhile
 
     async def start(self, timeout: float = 120.0) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -88,7 +88,8 @@ class GatewayProcess:
                 line = await self.proc.stdout.readline()
                 if not line:
                     raise RuntimeError(f"gateway exited before it was ready; see {self.log}")
-                if READY.search(line.decode(errors="replace")):
+                if found := READY.search(line.decode(errors="replace")):
+                    self.smtp_port = int(found.group(1))
                     break
         self._drain = asyncio.create_task(self._discard(self.proc.stdout))
 
