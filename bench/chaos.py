@@ -12,7 +12,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from loadtest.chaos import ChaosConfig, load_corpus, run_chaos, write_json
+from loadtest.chaos import ChaosConfig, load_corpus, run_chaos
+from loadtest.chaosreport import write_json
 
 
 def main() -> None:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
+import httpx
 
-from loadtest.chaosparts import CHAOS_HEADER, CountingSink, Disk, GatewayProcess, chaos_id
+from loadtest.chaosparts import CHAOS_HEADER, CountingSink, Disk, GatewayProcess
+from loadtest.chaosreport import drain, ended_in_store, report
 from loadtest.corpus import read_corpus
 from loadtest.envelopes import envelope_of, without_from_line
 
@@ -50,8 +50,24 @@ class ChaosConfig:
     seed: int = 1
 
 
+async def _scrape(gateway: GatewayProcess, seconds: list[float], every: float = 0.25) -> None:
+    """Time ``GET /metrics`` while the run goes on (failed scrapes, during restarts, skipped)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        while True:
+            started = time.perf_counter()
+            try:
+                response = await http.get(f"http://127.0.0.1:{gateway.http_port}/metrics")
+                if response.status_code == 200:
+                    seconds.append(time.perf_counter() - started)
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(every)
+
+
 @dataclass
-class _Run:
+class RunLog:
+    """What the clients, the scraper and the controller saw during the run."""
+
     answered: dict[int, float] = field(default_factory=dict)  # id -> first 250
     queue_ids: dict[int, list[str]] = field(default_factory=dict)
     refused: dict[int, int] = field(default_factory=dict)  # id -> 5xx code
@@ -59,6 +75,8 @@ class _Run:
     temporary: dict[str, int] = field(default_factory=dict)  # reply code or error -> count
     events: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 0
+    scrape_idle: list[float] = field(default_factory=list)
+    scrape_load: list[float] = field(default_factory=list)
 
 
 def load_corpus(path: Path, domain: str = "example.test") -> list[Message]:
@@ -100,7 +118,7 @@ downstream = "127.0.0.1:{sink}"
 
 
 async def _client(
-    corpus: Sequence[Message], config: ChaosConfig, gateway: GatewayProcess, run: _Run
+    corpus: Sequence[Message], config: ChaosConfig, gateway: GatewayProcess, run: RunLog
 ) -> None:
     smtp: aiosmtplib.SMTP | None = None
     while (i := run.next_id) < config.count:
@@ -157,7 +175,7 @@ def _schedule(config: ChaosConfig) -> list[tuple[int, str]]:
 
 
 async def _controller(
-    config: ChaosConfig, gateway: GatewayProcess, sink: CountingSink, disk: Disk, run: _Run
+    config: ChaosConfig, gateway: GatewayProcess, sink: CountingSink, disk: Disk, run: RunLog
 ) -> None:
     rng = random.Random(config.seed + 1)
     for at, event in _schedule(config):
@@ -199,37 +217,6 @@ async def _controller(
         run.events.append(note)
 
 
-def _store_rows(db: Path, query: str) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        return list(conn.execute(query))
-
-
-async def _drain(db: Path, timeout: float) -> dict[str, int]:
-    """Wait until nothing is spooled or pending; returns what still waits after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        spooled = _store_rows(db, "SELECT count(*) FROM messages WHERE state = 'spooled'")[0][0]
-        pending = _store_rows(db, "SELECT count(*) FROM deliveries WHERE state = 'pending'")[0][0]
-        if (spooled == 0 and pending == 0) or time.monotonic() > deadline:
-            return {"spooled": int(spooled), "pending": int(pending)}
-        await asyncio.sleep(0.5)
-
-
-def _ended_in_store(db: Path) -> dict[str, set[int]]:
-    """Chaos ids by final outcome other than delivery (held, deleted, bounced, expired)."""
-    rows = _store_rows(
-        db,
-        "SELECT e.outcome, m.raw FROM events e JOIN messages m ON m.id = e.message_id "
-        "WHERE e.outcome IN ('quarantined', 'deleted', 'bounced', 'expired')",
-    )
-    found: dict[str, set[int]] = {}
-    for outcome, raw in rows:
-        cid = chaos_id(bytes(raw))
-        if cid is not None:
-            found.setdefault(str(outcome), set()).add(cid)
-    return found
-
-
 async def run_chaos(
     corpus: Sequence[Message], config: ChaosConfig, workdir: Path
 ) -> dict[str, Any]:
@@ -242,68 +229,25 @@ async def run_chaos(
     sink = CountingSink(sink_port, time.monotonic)
     await sink.start()
     gateway = GatewayProcess(workdir / "gateway.toml", workdir / "gateway.log")
-    run = _Run()
+    run = RunLog()
     began = time.monotonic()
     try:
         await gateway.start()
+        idle = asyncio.create_task(_scrape(gateway, run.scrape_idle, every=0.05))
+        await asyncio.sleep(2.0)  # the anchor: scrapes of an idle gateway, same run
+        idle.cancel()
+        scraper = asyncio.create_task(_scrape(gateway, run.scrape_load))
         control = asyncio.create_task(_controller(config, gateway, sink, disk, run))
         clients = [_client(corpus, config, gateway, run) for _ in range(config.concurrency)]
         await asyncio.gather(*clients)
         sent_seconds = time.monotonic() - began
+        scraper.cancel()
         await control
-        stuck = await _drain(db, config.drain_timeout)
+        stuck = await drain(db, config.drain_timeout)
         await gateway.stop()
-        ended = _ended_in_store(db)
+        ended = ended_in_store(db)
     finally:
         await gateway.stop()
         await sink.stop()
         disk.close()
-    return _report(config, run, sink, ended, stuck, sent_seconds, time.monotonic() - began, disk)
-
-
-def _report(
-    config: ChaosConfig, run: _Run, sink: CountingSink, ended: dict[str, set[int]],
-    stuck: dict[str, int], sent_seconds: float, total_seconds: float, disk: Disk,
-) -> dict[str, Any]:  # fmt: skip
-    answered = set(run.answered)
-    delivered = set(sink.by_id)
-    held = ended.get("quarantined", set()) | ended.get("deleted", set())
-    bounced = ended.get("bounced", set()) | ended.get("expired", set())
-    lost = sorted(answered - delivered - held - bounced)
-    redelivered = client_retried = 0
-    for arrivals in sink.by_id.values():
-        if len(arrivals) > 1:
-            qids = [a.queue_id for a in arrivals]
-            redelivered += len(qids) - len(set(qids))
-            client_retried += len(set(qids)) - 1
-    waits = [sink.by_id[i][0].at - run.answered[i] for i in delivered & answered]
-    kills = [e for e in run.events if e["event"].startswith("kill") and "skipped" not in e]
-    return {
-        "messages": config.count,
-        "answered_250": len(answered),
-        "accepted_twice_by_client_retry": sum(len(q) - 1 for q in run.queue_ids.values()),
-        "refused_5xx": len(run.refused),
-        "delivered": len(delivered),
-        "held": len(held),
-        "bounced_or_expired": len(bounced),
-        "lost": len(lost),
-        "lost_ids": lost[:20],
-        "stuck_rows": stuck,
-        "delivered_twice": {"gateway_redelivery": redelivered, "client_retry": client_retried},
-        "longest_wait_after_250_seconds": round(max(waits, default=0.0), 3),
-        "longest_client_wait_for_250_seconds": round(run.client_wait, 3),
-        "kills": {
-            "gateway": sum(e["event"] == "kill_gateway" for e in kills),
-            "filter": sum(e["event"] == "kill_filter" for e in kills),
-        },
-        "temporary_replies": run.temporary,
-        "disk_full": "tmpfs shrunk to its used size" if disk.available else f"skipped: {disk.why}",
-        "events": run.events,
-        "sending_seconds": round(sent_seconds, 1),
-        "total_seconds": round(total_seconds, 1),
-    }
-
-
-def write_json(report: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    return report(config, run, sink, ended, stuck, sent_seconds, time.monotonic() - began, disk)

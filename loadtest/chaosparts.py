@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from loadtest.sink import TraceSink
 
-READY = re.compile(r"SMTP on [\d.]+:(\d+)")
+READY = re.compile(r"SMTP on [\d.]+:(\d+), HTTP on http://[\d.]+:(\d+)")
 CHAOS_HEADER = "X-Chaos-Id"
 _CHAOS = re.compile(rb"^X-Chaos-Id:[ \t]*(\d+)", re.MULTILINE | re.IGNORECASE)
 _QUEUE_ID = re.compile(rb"^X-Mailmoat-Queue-Id:[ \t]*(\S+)", re.MULTILINE | re.IGNORECASE)
@@ -74,6 +74,7 @@ class GatewayProcess:
     log: Path
     proc: asyncio.subprocess.Process | None = None
     smtp_port: int = 0  # ephemeral, new at every start: a fixed one may be taken meanwhile
+    http_port: int = 0
 
     async def start(self, timeout: float = 120.0) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -89,7 +90,7 @@ class GatewayProcess:
                 if not line:
                     raise RuntimeError(f"gateway exited before it was ready; see {self.log}")
                 if found := READY.search(line.decode(errors="replace")):
-                    self.smtp_port = int(found.group(1))
+                    self.smtp_port, self.http_port = int(found.group(1)), int(found.group(2))
                     break
         self._drain = asyncio.create_task(self._discard(self.proc.stdout))
 
