@@ -12,8 +12,9 @@ in a pool that then proves it can run a trivial call, raises
 ``FilterCrashed``; so one poison message cannot condemn the innocent
 messages that shared its pool, and a pool that cannot run at all (a policy
 file that no longer loads) condemns nobody: filtering waits, readiness is
-red. Replacements back off when they come in a burst (a child that dies at
-start-up must not spin the CPU).
+red. Replacements back off only while fresh pools keep failing to run (a
+child that dies at start-up must not spin the CPU); a working pool that is
+killed is replaced at once, however often.
 """
 
 from __future__ import annotations
@@ -186,7 +187,9 @@ class FilterPool:
             return
         now = time.monotonic()
         self._recent = [t for t in self._recent if now - t < BURST_WINDOW] + [now]
-        if len(self._recent) > BURST_RESTARTS:
+        # Back off only while fresh pools cannot run at all (a crash loop at start-up); kills
+        # of working pools, however many, are answered with a new pool at once.
+        if self._failing and len(self._recent) > BURST_RESTARTS:
             pause = min(MAX_PAUSE, 2.0 ** (len(self._recent) - BURST_RESTARTS))
             self._paused_until = now + pause
         self.restarts += 1
