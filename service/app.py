@@ -1,8 +1,9 @@
 """The gateway process: store, filter, delivery queue, SMTP and HTTP, started and stopped in order.
 
-Start-up recovers before it listens: messages spooled but not filtered
-(a crash after 250) are filtered again and pending deliveries are queued,
-so nothing accepted is lost. Shutdown runs the other way: stop accepting,
+Start-up queues pending deliveries before it listens, and streams messages
+spooled but not filtered (a crash after 250) into the filter as the backlog
+limits allow, so nothing accepted is lost and a large spool neither delays
+listening nor fills memory. Shutdown runs the other way: stop accepting,
 let open sessions finish (bounded), then stop filtering and delivery; what
 is unfinished stays in the store for the next start.
 """
