@@ -69,7 +69,6 @@ class RunLog:
     """What the clients, the scraper and the controller saw during the run."""
 
     answered: dict[int, float] = field(default_factory=dict)  # id -> first 250
-    queue_ids: dict[int, list[str]] = field(default_factory=dict)
     refused: dict[int, int] = field(default_factory=dict)  # id -> 5xx code
     client_wait: float = 0.0
     temporary: dict[str, int] = field(default_factory=dict)  # reply code or error -> count
@@ -132,10 +131,9 @@ async def _client(
                     port = gateway.smtp_port
                     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
                     await smtp.connect()
-                _, reply = await smtp.sendmail(sender, list(rcpts), stamped)
+                await smtp.sendmail(sender, list(rcpts), stamped)
                 now = time.monotonic()
                 run.answered.setdefault(i, now)
-                run.queue_ids.setdefault(i, []).append(reply.rsplit(" ", 1)[-1])
                 run.client_wait = max(run.client_wait, now - first_try)
                 break
             except aiosmtplib.SMTPRecipientsRefused as exc:

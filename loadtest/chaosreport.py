@@ -81,7 +81,6 @@ def report(
     return {
         "messages": config.count,
         "answered_250": len(answered),
-        "accepted_twice_by_client_retry": sum(len(q) - 1 for q in run.queue_ids.values()),
         "refused_5xx": len(run.refused),
         "refused_by_code": {
             str(c): list(run.refused.values()).count(c) for c in sorted(set(run.refused.values()))
