@@ -176,6 +176,7 @@ async def _controller(
     config: ChaosConfig, gateway: GatewayProcess, sink: CountingSink, disk: Disk, run: RunLog
 ) -> None:
     rng = random.Random(config.seed + 1)
+    killed: set[int] = set()
     for at, event in _schedule(config):
         while len(run.answered) + len(run.refused) < at:
             await asyncio.sleep(0.05)
@@ -185,14 +186,15 @@ async def _controller(
             await gateway.kill()
             await gateway.start()
         elif event == "kill_filter":
-            pids = gateway.filter_pids()
+            pids = [p for p in gateway.filter_pids() if p not in killed]
             while not pids and time.monotonic() - started < 10:
                 await asyncio.sleep(0.05)
-                pids = gateway.filter_pids()
+                pids = [p for p in gateway.filter_pids() if p not in killed]
             if not pids:
                 note["skipped"] = "no filter process running"
             else:
                 note["pid"] = victim = rng.choice(pids)
+                killed.add(victim)  # dead but maybe not yet reaped: never "killed" twice
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(victim, signal.SIGKILL)
         elif event == "outage":

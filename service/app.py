@@ -111,6 +111,7 @@ class Gateway:
             hard_timeout=config.filter.hard_timeout,
             on_restart=lambda: self.metrics.filter_restarted(),
         )
+        await self.classifier.pool.start()
         # One worker knows its queue in memory; several share only the store.
         queue_lengths: Callable[[], Mapping[str, int]] = (
             self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()

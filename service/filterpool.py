@@ -111,6 +111,11 @@ class FilterPool:
 
     # --- running --------------------------------------------------------------------
 
+    async def start(self) -> None:
+        """Start the processes now, not on the first message: readiness then tells the truth."""
+        if self.processes > 0:
+            await self._healthy()
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the pool; resubmitted (alone) if the pool breaks under it."""
         await self._wait_pause()
