@@ -8,7 +8,6 @@ from another domain answers 404 exactly like a missing one. Errors are
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
@@ -28,6 +27,7 @@ from quarantine.api_models import (
     EntryOut,
     HeldDetail,
     HeldOut,
+    Instant,
     Page,
     ReleaseIn,
     ReleaseOut,
@@ -72,9 +72,11 @@ def create_router(
         recipient: str | None = Query(None, description="held for this address"),
         sender: str | None = Query(None, description="envelope sender contains this"),
         subject: str | None = Query(None, description="subject contains this"),
-        since: datetime | None = Query(None, description="held at or after"),
-        until: datetime | None = Query(None, description="held before"),
-        kind: Literal["spam", "virus", "content"] | None = Query(None, description="why held"),
+        since: Instant | None = Query(None, description="held at or after"),
+        until: Instant | None = Query(None, description="held before"),
+        kind: Literal["spam", "virus", "content", "unscanned"] | None = Query(
+            None, description="why held"
+        ),
         min_score: float | None = None,
         max_score: float | None = None,
         state: Literal["held", "released", "deleted"] = "held",
@@ -248,8 +250,8 @@ def create_router(
 
     @router.get("/reports", response_model=ReportOut, responses=errors(401, 404, 422))
     async def report(
-        since: datetime,
-        until: datetime,
+        since: Instant,
+        until: Instant,
         who: Principal = caller,
         domain: str | None = Query(None, description="optional when the token covers one domain"),
     ) -> ReportOut:

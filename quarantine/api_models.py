@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from filters.policy import Lists
 from quarantine.held import HeldSummary
@@ -15,6 +15,17 @@ MAX_BULK = 500
 
 def timestamp(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
+
+
+def _representable(value: datetime) -> datetime:
+    # Year 1 parses, but a naive one cannot become a UNIX time in every zone (year 0).
+    if not 1970 <= value.year <= 9999:
+        raise ValueError("year must be between 1970 and 9999")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_representable)]
+"""A datetime query parameter the store can compare: out-of-range years get 422, not 500."""
 
 
 class HeldOut(BaseModel):
@@ -60,11 +71,23 @@ class Page(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
 
+class HeaderOut(BaseModel):
+    name: str
+    value: str
+
+
+class TextPartOut(BaseModel):
+    content_type: str
+    text: str
+
+
 class HeldDetail(HeldOut):
     """One held message with what its owner reads before releasing it."""
 
-    headers: list[tuple[str, str]]
-    text_parts: list[dict[str, str]] = Field(description="text parts, each cut at 100,000 chars")
+    # Objects, not (name, value) tuples: a tuple becomes `prefixItems`, which OpenAPI 3.0
+    # tools and generated clients reject.
+    headers: list[HeaderOut]
+    text_parts: list[TextPartOut] = Field(description="text parts, each cut at 100,000 chars")
     attachments: list[dict[str, Any]] = Field(description="filename, type, size, sha256")
     hits: list[dict[str, Any]] = Field(description="every filter hit: symbol, score, reason")
 

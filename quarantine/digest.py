@@ -31,6 +31,8 @@ VIRUS_ACTIONS: Final = (
     ("request_release", "Request release"),
     ("delete", "Delete"),
 )
+# Mail the filter could not scan is the operator's to release; its owner may only delete it.
+UNSCANNED_ACTIONS: Final = (("delete", "Delete"),)
 DIGEST_MODES: Final = frozenset({"daily", "hours", "never"})
 MAX_FIELD_CHARS: Final = 200
 _RETENTION_HINT: Final = "Held messages you do not release are deleted automatically."
@@ -54,7 +56,9 @@ class DigestItem:
     @property
     def actions(self) -> tuple[tuple[str, str], ...]:
         """The links this item offers: no release or allow-sender link can work for a virus."""
-        return VIRUS_ACTIONS if self.category == "virus" else DIGEST_ACTIONS
+        if self.category == "virus":
+            return VIRUS_ACTIONS
+        return UNSCANNED_ACTIONS if self.category == "unscanned" else DIGEST_ACTIONS
 
     @property
     def held_as(self) -> str:

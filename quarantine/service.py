@@ -29,6 +29,9 @@ from store.writer import StoreWriter
 P = ParamSpec("P")
 T = TypeVar("T")
 
+OPERATOR_RELEASE = frozenset({"virus", "unscanned"})
+"""Held categories only an operator may release: viruses, and mail the filter could not judge."""
+
 ReleaseHook = Callable[[Connection, HeldMessage, str, float, float | None], None]
 """Called in the release transaction (message, who, when, when requested): the SLA monitor."""
 
@@ -133,7 +136,7 @@ class Quarantine:
         if summary.state != "held":
             return Released(False, (), f"already {summary.state}; nothing done")
         targets = self._targets(principal, summary, to)
-        if summary.category == "virus":
+        if summary.category in OPERATOR_RELEASE:
             self._check_virus(principal, summary, reason)
             request = await self.write(
                 requests.create, held_id=held_id, by=principal.name, reason=reason or "",
@@ -211,7 +214,7 @@ class Quarantine:
     ) -> requests.Request:
         message = await self.get(principal, held_id)
         summary = message.summary
-        if summary.category != "virus":
+        if summary.category not in OPERATOR_RELEASE:
             raise Refused("only virus quarantine needs a release request; release it directly")
         if summary.never_release:
             raise Refused(f"{summary.id} carries a virus that is never released", 403)

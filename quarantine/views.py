@@ -14,7 +14,7 @@ def detail_of(message: HeldMessage) -> dict[str, Any]:
     """The parts of a held message a customer reads before releasing it (never raises)."""
     mail = Mail(message.raw)
     return {
-        "headers": [(k, v) for k, v in mail.headers],
+        "headers": [{"name": k, "value": v} for k, v in mail.headers],
         "text_parts": [
             {"content_type": p.content_type, "text": p.text[:MAX_TEXT]} for p in mail.text_parts
         ],

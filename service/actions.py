@@ -55,7 +55,9 @@ def decide(
     is then tagged and delivered instead (SPEC 3), and the event says so.
     """
     prefix = verdict_headers(verdict, message.id)
-    is_spam = verdict.category is Category.SPAM
+    # "is_spam" marks a delivery whose sender must not get a DSN (backscatter): spam, and
+    # mail from a client on an IP block list, whose envelope sender is likely forged.
+    is_spam = verdict.category is Category.SPAM or sender_suspect(verdict)
     items: list[NewDelivery] = []
     held: Held | None = None
     detail = None
@@ -104,7 +106,7 @@ def decide(
             hits=_hits(verdict),
             expires_at=now + RETENTION.get(verdict.category, 14 * DAY),
             subject=subject,
-            viruses=tuple(v.name for v in verdict.viruses),
+            viruses=tuple(dict.fromkeys(v.name for v in verdict.viruses)),  # a bomb repeats one
         )
         outcome = Outcome.QUARANTINED
     else:
@@ -135,6 +137,46 @@ def decide(
         detail=detail,
     )
     return record, items, held
+
+
+SUSPECT_SYMBOLS = frozenset({"BLACKLIST_DNSBL"})
+"""Hits that make the envelope sender untrustworthy for DSNs (no SPF facts exist yet)."""
+
+
+def sender_suspect(verdict: Verdict) -> bool:
+    """Whether a failure report to this message's sender would likely be backscatter."""
+    return any(hit.symbol in SUSPECT_SYMBOLS for hit in verdict.hits)
+
+
+UNSCANNED = "unscanned"
+"""The quarantine category (and event category) of mail the filter could not judge."""
+
+
+def unscanned(
+    message: Spooled,
+    domain: str,
+    rcpt_tos: tuple[str, ...],
+    now: float,
+    *,
+    reason: str,
+    subject: str = "",
+) -> DomainOutcome:
+    """Hold for an operator what filtering failed on: it might be a virus, so never deliver it.
+
+    Kept as long as viruses, released like one (by an operator), and the event
+    says why, so nothing accepted ends without a record.
+    """
+    hit = {"stage": "gateway", "symbol": "UNSCANNED", "reason": reason, "action": "quarantine"}
+    held = Held(
+        id=uuid.uuid4().hex, domain=domain, rcpt_tos=rcpt_tos, category=UNSCANNED,
+        never_release=False, score=0.0, hits=(hit,), expires_at=now + RETENTION[Category.VIRUS],
+        subject=subject,
+    )  # fmt: skip
+    record = EventRecord(
+        domain=domain, action="quarantine", category=UNSCANNED, outcome=Outcome.QUARANTINED,
+        score=0.0, symbols=("UNSCANNED",), hits=(hit,), recipients=len(rcpt_tos), detail=reason,
+    )  # fmt: skip
+    return record, [], held
 
 
 def group_by_domain(rcpt_tos: Sequence[str]) -> dict[str, tuple[str, ...]]:

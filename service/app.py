@@ -1,8 +1,9 @@
 """The gateway process: store, filter, delivery queue, SMTP and HTTP, started and stopped in order.
 
-Start-up recovers before it listens: messages spooled but not filtered
-(a crash after 250) are filtered again and pending deliveries are queued,
-so nothing accepted is lost. Shutdown runs the other way: stop accepting,
+Start-up queues pending deliveries before it listens, and streams messages
+spooled but not filtered (a crash after 250) into the filter as the backlog
+limits allow, so nothing accepted is lost and a large spool neither delays
+listening nor fills memory. Shutdown runs the other way: stop accepting,
 let open sessions finish (bounded), then stop filtering and delivery; what
 is unfinished stays in the store for the next start.
 """
@@ -30,7 +31,7 @@ from quarantine.held import HeldMessage
 from quarantine.service import Quarantine
 from quarantine.upkeep import Upkeep
 from quarantine.web.router import create_router as customer_pages
-from service import sla_hooks
+from service import recovery, sla_hooks
 from service.classifier import Classifier, PolicySource
 from service.config import DomainConfig, GatewayConfig
 from service.dynamic_lists import DynamicLists
@@ -40,8 +41,10 @@ from service.notices import alert_mail
 from service.outbound import DeliveryQueue
 from service.policy_metrics import PolicyStatus
 from service.processor import Processor
+from service.readiness import readiness_checks
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
+from service.snapshots import Prefetched
 from service.store_metrics import StoreGauges
 from slamonitor import api as sla_api
 from slamonitor import usage
@@ -110,7 +113,13 @@ class Gateway:
         self.writer = StoreWriter(self.store)
         self.writer.start()
         source = PolicySource(config.filter.policy, config.filter.model)
-        self.classifier = Classifier(source, config.filter.processes)
+        self.classifier = Classifier(
+            source,
+            config.filter.processes,
+            hard_timeout=config.filter.hard_timeout,
+            on_restart=lambda: self.metrics.filter_restarted(),
+        )
+        await self.classifier.pool.start()
         # One worker knows its queue in memory; several share only the store.
         queue_lengths: Callable[[], Mapping[str, int]] = (
             self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
@@ -137,7 +146,8 @@ class Gateway:
             on_release=self._released,
             on_lists_changed=self.lists.invalidate,
         )
-        self.metrics.add_live(SlaCollector(self.store.engine, self.clock, config.sla))
+        self.sla_gauges = Prefetched(SlaCollector(self.store.engine, self.clock, config.sla))
+        self.metrics.add_live(self.sla_gauges)
         self.metrics.add_live(PolicyStatus(source, self.classifier.config, self.clock))
         self.metrics.add_live(
             StoreGauges(
@@ -166,16 +176,25 @@ class Gateway:
             quarantine_quota=config.quarantine.quota_per_domain,
             notices=self.upkeep.notices,
             lists=self.lists,
+            max_attempts=config.filter.max_attempts,
+            retry_delay=config.filter.retry_delay,
+            max_backlog_messages=config.filter.backlog_messages,
+            max_backlog_bytes=config.filter.backlog_bytes,
         )
         await self._recover()
         self.outbound.start()
         self._upkeep_task = asyncio.create_task(self.upkeep.run(), name="mailmoat-upkeep")
+        self._sla_refresh = asyncio.create_task(self.sla_gauges.run(), name="mailmoat-sla-gauges")
+        self._pool_watch = asyncio.create_task(
+            self.classifier.pool.watch(), name="mailmoat-filter-watch"
+        )
 
         handler = Gatekeeper(
             domains=frozenset(config.domains),
             config=config.smtp,
             writer=self.writer,
             submit=self.processor.submit,
+            has_room=self.processor.has_room,
             metrics=self.metrics,
             worker=self.worker,
             clock=self.clock,
@@ -245,9 +264,14 @@ class Gateway:
     async def _recover(self) -> None:
         pending = await self.writer.call(self.store.pending_deliveries, self.worker, self.workers)
         self.outbound.add(pending)
-        unfiltered = await self.writer.call(self.store.unfiltered, self.worker, self.workers)
-        for message in unfiltered:
-            self.processor.submit(message)
+        unfiltered = await self.writer.call(
+            recovery.unfiltered_ids, self.store, self.worker, self.workers
+        )
+        processor = self.processor
+        self._recovery = asyncio.create_task(
+            recovery.stream(self.writer, unfiltered, processor.has_room, processor.submit),
+            name="mailmoat-recovery",
+        )
         if pending or unfiltered:
             log.info("recovered", extra={"deliveries": len(pending), "unfiltered": len(unfiltered)})
 
@@ -256,7 +280,7 @@ class Gateway:
         app = create_app(
             metrics=self.metrics,
             registry=self.registry,
-            readiness={"smtp": self.smtp.is_serving, "store": self.store.writable},
+            readiness=readiness_checks(self.smtp.is_serving, self.writer, self.classifier.pool),
             auth=self.config.http.metrics_auth,
             routers=[
                 api.create_router(self.quarantine, principal),
@@ -310,9 +334,13 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
-        for task in (self._upkeep_task, *self._watchers):
+        tasks = (
+            self._upkeep_task, self._pool_watch, self._recovery, self._sla_refresh,
+            *self._watchers,
+        )  # fmt: skip
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(self._upkeep_task, *self._watchers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.processor.close()
         await self.outbound.close()
         await self.writer.close()

@@ -3,7 +3,8 @@
 Parsing and scoring a 20 MB message takes long enough to stall every SMTP
 session if it ran on the loop (a known aiosmtpd pain point), so the CPU work
 runs in a process pool (``processes = 0`` uses a thread, for tests and tiny
-setups). DNS lookups are I/O and stay on the loop, where the resolver cache
+setups), supervised by ``FilterPool``: a dead child is replaced and its work
+sent again. DNS lookups are I/O and stay on the loop, where the resolver cache
 is shared by every message. Each worker holds its own ``Policy`` and reloads
 it when the policy, signature or model files change (checked at most every
 few seconds), so a rule change takes effect within seconds, not the 24 h the
@@ -12,11 +13,9 @@ contract allows.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from filters.pipeline import evaluate
 from filters.policy import PolicyConfig, load_policy
 from filters.runtime import Policy
 from filters.verdict import Verdict
+from service.filterpool import FilterPool
 
 log = logging.getLogger("mailmoat.filter")
 
@@ -118,38 +118,38 @@ def classify(
 class Classifier:
     """The gateway's view of filtering: ``await classify(...)`` never blocks the loop."""
 
-    def __init__(self, source: PolicySource, processes: int) -> None:
+    def __init__(
+        self,
+        source: PolicySource,
+        processes: int,
+        *,
+        hard_timeout: float = 300.0,
+        on_restart: Callable[[], None] = lambda: None,
+    ) -> None:
         self.source = source
         # Loaded here, in the gateway: a broken policy must stop start-up, not every worker.
         policy = source.load()
         self.config = policy.config
         self.dnsbl = DnsblClient(policy.config.dns)
-        self._executor: Executor
-        if processes > 0:
-            self._executor = ProcessPoolExecutor(
-                processes, initializer=_init_worker, initargs=(source,)
-            )
-        else:
+        if processes == 0:
             _init_worker(source, policy)  # the thread shares this process: no second load
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailmoat-filter")
+        self.pool = FilterPool(
+            processes, _init_worker, (source,), hard_timeout=hard_timeout, on_restart=on_restart
+        )
 
     async def facts(self, raw: bytes, envelope: Envelope) -> Facts:
         zones = self.config.dnsbl
         if not zones:
             return Facts()
-        loop = asyncio.get_running_loop()
         names: tuple[str, ...] = ()
         if any(z.kind == "domain" for z in zones):
-            names = await loop.run_in_executor(self._executor, lookup_names, raw)
+            names = await self.pool.run(lookup_names, raw)
         return Facts(dnsbl=await self.dnsbl.lookup(zones, envelope.client_ip, names))
 
     async def classify(
         self, raw: bytes, envelope: Envelope, groups: Sequence[tuple[str, ...]], facts: Facts
     ) -> list[tuple[Verdict, float]]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, classify, raw, envelope, list(groups), facts
-        )
+        return await self.pool.run(classify, raw, envelope, list(groups), facts)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.pool.close()

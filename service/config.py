@@ -14,7 +14,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from filters.policy import PolicyError, beside, format_validation_errors, read_document
 from loadtest.relaytest_api import RelayTestSettings
@@ -53,6 +60,13 @@ class SmtpConfig(_Section):
     timeout: float = Field(300.0, gt=0, description="seconds of client silence before 421")
     tls_cert: Path | None = Field(None, description="PEM certificate; enables STARTTLS")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
+    max_sessions: int = Field(1000, ge=1, description="open SMTP sessions; more get 421")
+    max_sessions_per_client: int = Field(
+        50, ge=1, description="open SMTP sessions from one client address; more get 421"
+    )
+    allow_routing_localparts: bool = Field(
+        False, description="accept local parts with %, ! or a quoted @ (source routing)"
+    )
 
 
 class HttpConfig(_Section):
@@ -80,6 +94,19 @@ class FilterConfig(_Section):
     model: Path | None = Field(None, description="token model; overrides the policy's model")
     processes: int = Field(1, ge=0, description="filter processes; 0 filters in a thread")
     concurrency: int = Field(8, ge=1, description="messages filtered at once")
+    max_attempts: int = Field(
+        3, ge=1, description="failed filterings before a message is held as unscanned"
+    )
+    retry_delay: float = Field(1.0, ge=0, description="seconds before filtering again, doubling")
+    hard_timeout: float = Field(
+        300.0, gt=0, description="seconds one filtering may take before its process is killed"
+    )
+    backlog_messages: int = Field(
+        10_000, ge=1, description="messages accepted but not filtered; then 451 4.3.2"
+    )
+    backlog_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="bytes accepted but not filtered; then 451 4.3.2"
+    )
 
 
 class DomainConfig(_Section):
@@ -123,6 +150,12 @@ class GatewayConfig(_Section):
     @classmethod
     def _lower(cls, value: dict[str, DomainConfig]) -> dict[str, DomainConfig]:
         return {k.lower().strip("."): v for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _backlog_holds_a_message(self) -> GatewayConfig:
+        if self.filter.backlog_bytes < self.smtp.max_message_size:
+            raise ValueError("filter.backlog_bytes must be at least smtp.max_message_size")
+        return self
 
     def routes(self) -> dict[str, tuple[str, int]]:
         return {d: c.route for d, c in self.domains.items() if c.route is not None}

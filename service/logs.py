@@ -15,6 +15,8 @@ import logging.handlers
 import queue
 import re
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +53,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RateLimit(logging.Filter):
+    """At most ``burst`` warnings per ``window`` seconds for each logger and message template.
+
+    A flood of one error (asyncio's "accept() out of system resource" when
+    descriptors run out, thousands per second) must not fill the disk or bury
+    everything else. The first line after a quiet window says how many were
+    dropped (``suppressed``). INFO and below pass untouched: they are one line
+    per message by design.
+    """
+
+    MAX_KEYS = 1000
+
+    def __init__(
+        self, burst: int = 20, window: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.burst, self.window, self.clock = burst, window, clock
+        self._seen: dict[tuple[str, str], tuple[float, int, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        now = self.clock()
+        start, count, dropped = self._seen.get(key, (now, 0, 0))
+        if now - start >= self.window:
+            if dropped:
+                record.suppressed = dropped
+            start, count, dropped = now, 0, 0
+        passed = count < self.burst
+        if len(self._seen) >= self.MAX_KEYS and key not in self._seen:
+            self._seen.clear()  # templates are code constants; this only bounds a pathology
+        self._seen[key] = (start, count + passed, dropped + (not passed))
+        return passed
+
+
 def configure(level: str = "INFO", path: Path | None = None) -> logging.handlers.QueueListener:
     """JSON lines on stderr (or appended to ``path``), written by a thread, not the event loop.
 
@@ -65,7 +103,9 @@ def configure(level: str = "INFO", path: Path | None = None) -> logging.handlers
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
     root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    queued = logging.handlers.QueueHandler(records)
+    queued.addFilter(RateLimit())
+    root.handlers[:] = [queued]
     root.setLevel(level)
     # aiosmtpd logs every command at INFO; our one line per message says what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

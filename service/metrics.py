@@ -95,6 +95,8 @@ class RejectReason(enum.StrEnum):
     COMMANDS = "commands"
     TLS_REQUIRED = "tls_required"
     UNAVAILABLE = "unavailable"
+    BUSY = "busy"
+    SESSIONS = "sessions"
 
 
 def multiprocess_dir() -> str | None:
@@ -242,6 +244,12 @@ class GatewayMetrics:
             ["domain", "result"],
         )
         self._verdicts = counter("verdicts", "Filter verdicts.", ["action", "category"])
+        self._filter_restarts = counter(
+            "filter_restarts", "Filter process pools replaced after a child died or hung."
+        )
+        self._unscanned = counter(
+            "messages_unscanned", "Messages held as unscanned after filtering failed repeatedly."
+        )
         self._hits = counter("filter_hits", "Filter hits by stage and symbol.", ["stage", "symbol"])
         self._dns_failures = counter(
             "dns_failures", "DNS block-list lookups that timed out or failed.", ["zone"]
@@ -348,6 +356,12 @@ class GatewayMetrics:
     def attempt(self, domain: str, result: AttemptResult) -> None:
         """One delivery attempt of any kind; ``delivered`` etc. count the SLA's messages."""
         self._attempts.labels(self._domain(domain), result.value).inc()
+
+    def filter_restarted(self) -> None:
+        self._filter_restarts.inc()
+
+    def unscanned(self) -> None:
+        self._unscanned.inc()
 
     def delivered(self, domain: str, end_to_end_seconds: float) -> None:
         self._delivered.labels(self._domain(domain)).inc()

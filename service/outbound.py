@@ -6,6 +6,12 @@ connection failures are retried with exponential backoff until ``max_age``
 (7 days), then the delivery expires with a record of why; 5xx fails at once.
 Either failure sends the sender a DSN (RFC 3464), except for spam (forged
 senders: backscatter) and bounces themselves.
+
+Every pending delivery moves on schedule whatever goes wrong: an unexpected
+exception counts as a failed attempt (retried, then expired; bounced at once
+when the address itself cannot be written), and bookkeeping writes wait out
+store faults in-process (``until_stored``), so a delivery the customer's
+server already took is recorded, not sent again after a restart.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import AttemptResult, GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
+from service.storeretry import until_stored
 from store import backoff
 from store.records import Delivery, DeliveryKind, DeliveryState, NewDelivery
 from store.writer import StoreWriter
@@ -73,6 +80,10 @@ class DeliveryQueue:
         """Deliveries not yet done, per destination domain (in flight included)."""
         return {domain: n for domain, n in self._pending.items() if n > 0}
 
+    def scheduled(self) -> set[int]:
+        """Ids of the deliveries waiting in the heap for their next attempt."""
+        return {d.id for _, _, d in self._heap}
+
     def _done(self, delivery: Delivery) -> None:
         self._pending[delivery.item.domain] -= 1
 
@@ -98,15 +109,37 @@ class DeliveryQueue:
     async def _attempt_guarded(self, delivery: Delivery) -> None:
         try:
             await self.attempt(delivery)
-        except Exception:  # keep the delivery pending: it is retried at the next start
-            log.exception("delivery %s failed unexpectedly; left pending", delivery.id)
+        except Exception as exc:  # a bug or a surprise: it still counts as an attempt
+            log.exception("delivery %s failed unexpectedly", delivery.id)
+            await self._unexpected(delivery, exc)
         finally:
             self._slots.release()
+
+    async def _unexpected(self, delivery: Delivery, exc: Exception) -> None:
+        """Schedule what follows an exception, so no delivery is left pending with no future."""
+        permanent = isinstance(exc, (ValueError, UnicodeError))  # the address cannot be sent
+        status = "5.1.3" if permanent else "4.3.0"
+        reason = _printable(f"local error: {type(exc).__name__}: {exc}"[:400])
+        rcpts = delivery.item.rcpt_tos
+        failures = [Failure(_printable(r), status, NO_REPLY, reason) for r in rcpts]
+        try:
+            if permanent:
+                await self._fail(delivery, b"", failures, DeliveryState.BOUNCED)
+            else:
+                await self._defer(delivery, b"", failures)
+        except Exception:  # even the bookkeeping failed: try again later, from memory
+            log.exception("delivery %s: could not record the failure", delivery.id)
+            due = self.clock() + self.config.retry_cap
+            heapq.heappush(self._heap, (due, delivery.id, replace(delivery, next_attempt_at=due)))
+            self._wake.set()
 
     async def attempt(self, delivery: Delivery) -> None:
         """One try at ``delivery``; records the outcome and schedules what follows."""
         item = delivery.item
-        body = await self.writer.call(self.writer.store.delivery_body, delivery)
+        if item.mail_from.strip() == "<>":  # rows stored before the edge normalised it
+            item = replace(item, mail_from="")
+            delivery = replace(delivery, item=item)
+        body = await until_stored(self.writer, self.writer.store.delivery_body, delivery)
         data = render(body, item.prefix, item.subject_tag)
         try:
             routes = await self.router.routes(item.domain)
@@ -138,9 +171,10 @@ class DeliveryQueue:
             state = DeliveryState.DELIVERED if outcome.delivered else DeliveryState.BOUNCED
             await self._fail(delivery, data, permanent, state)
         else:
-            await self.writer.call(
-                self.writer.store.finish_delivery, delivery, DeliveryState.DELIVERED, self.clock()
-            )
+            await until_stored(
+                self.writer, self.writer.store.finish_delivery, delivery,
+                DeliveryState.DELIVERED, self.clock(),
+            )  # fmt: skip
             self._done(delivery)
             self.metrics.attempt(item.domain, AttemptResult.DELIVERED)
             log.debug(
@@ -155,7 +189,7 @@ class DeliveryQueue:
 
     async def _defer(self, delivery: Delivery, data: bytes, temporary: Sequence[Failure]) -> None:
         now = self.clock()
-        error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary)
+        error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary))
         if backoff.expired(delivery.created_at, now, self.config.max_age):
             self.metrics.expired(delivery.item.domain)
             await self._fail(delivery, data, temporary, DeliveryState.EXPIRED)
@@ -164,8 +198,8 @@ class DeliveryQueue:
         attempts = delivery.attempts + 1
         delay = backoff.next_delay(attempts, base=self.config.retry_base, cap=self.config.retry_cap)
         left = tuple(f.recipient for f in temporary)
-        await self.writer.call(
-            self.writer.store.retry_later, delivery, now, now + delay, error, left
+        await until_stored(
+            self.writer, self.writer.store.retry_later, delivery, now, now + delay, error, left
         )
         again = replace(
             delivery,
@@ -192,11 +226,12 @@ class DeliveryQueue:
     ) -> None:
         if state is DeliveryState.BOUNCED:
             self.metrics.bounced(delivery.item.domain)
-        error = "; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures)
+        error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures))
         follow_up = self._dsn(delivery, data, failures)
-        created = await self.writer.call(
-            self.writer.store.finish_delivery, delivery, state, self.clock(), error, follow_up
-        )
+        created = await until_stored(
+            self.writer, self.writer.store.finish_delivery, delivery, state, self.clock(), error,
+            follow_up,
+        )  # fmt: skip
         self._done(delivery)
         self.add(created)
         log.warning(
@@ -213,8 +248,8 @@ class DeliveryQueue:
         """DSN for recipients refused for good while others are still being retried."""
         follow_up = self._dsn(delivery, data, failures)
         if follow_up:
-            created = await self.writer.call(
-                self.writer.store.add_follow_ups, delivery, self.clock(), follow_up
+            created = await until_stored(
+                self.writer, self.writer.store.add_follow_ups, delivery, self.clock(), follow_up
             )
             self.add(created)
 
@@ -242,3 +277,8 @@ class DeliveryQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.sessions.close()
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable bytes (lone surrogates) escaped, so it can be stored."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

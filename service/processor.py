@@ -5,6 +5,14 @@ for its own users). The outcome of every domain (events, deliveries,
 quarantine entries) is stored in one transaction with the message marked
 filtered, so a crash leaves a message either untouched (filtered again at
 start-up) or completely handled.
+
+Every message ends: filtering that fails (a parser bug, a crashed or hung
+filter process) is tried ``max_attempts`` times, then the message is held in
+quarantine as *unscanned* for an operator, with an event saying why; a store
+fault while recording is waited out (retried in-process until the store
+takes the write), never turned into a lost or a stuck message. The backlog
+(messages accepted, not yet filtered, and their bytes) is counted so the SMTP
+side can refuse new mail with 451 before memory runs out.
 """
 
 from __future__ import annotations
@@ -16,13 +24,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from filters.mail import Envelope
-from service.actions import decide, group_by_domain, subject_of
+from filters.verdict import Verdict
+from service.actions import DomainOutcome, decide, group_by_domain, subject_of, unscanned
 from service.classifier import Classifier
 from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
+from service.storeretry import until_stored
 from store.holding import QuarantineUnavailable
-from store.records import Delivery, Spooled
+from store.records import Delivery, Recorded, Spooled
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")
@@ -43,6 +53,10 @@ class Processor:
         quarantine_quota: int = 1_000_000,
         notices: Callable[[Spooled, list[str]], Awaitable[list[Delivery]]] | None = None,
         lists: DynamicLists | None = None,
+        max_attempts: int = 3,
+        retry_delay: float = 1.0,
+        max_backlog_messages: int = 10_000,
+        max_backlog_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.classifier = classifier
         self.writer = writer
@@ -52,6 +66,12 @@ class Processor:
         self.quarantine_quota = quarantine_quota
         self.notices = notices
         self.lists = lists
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.max_backlog_messages = max_backlog_messages
+        self.max_backlog_bytes = max_backlog_bytes
+        self.backlog_messages = 0
+        self.backlog_bytes = 0
         self.queue: asyncio.Queue[Spooled] = asyncio.Queue()
         self._tasks = [
             asyncio.create_task(self._work(), name=f"mailmoat-filter-{i}")
@@ -59,21 +79,71 @@ class Processor:
         ]
 
     def submit(self, message: Spooled) -> None:
+        self.backlog_messages += 1
+        self.backlog_bytes += len(message.raw)
         self.queue.put_nowait(message)
+
+    def has_room(self, size: int = 0) -> bool:
+        """Whether one more message of ``size`` bytes fits the backlog limits."""
+        return (
+            self.backlog_messages < self.max_backlog_messages
+            and self.backlog_bytes + size <= self.max_backlog_bytes
+        )
 
     async def _work(self) -> None:
         while True:
             message = await self.queue.get()
             try:
                 await self.process(message)
-            except Exception:  # one bad message must not stop filtering; it stays spooled
-                log.exception("filtering failed; message %s stays spooled for retry", message.id)
+            except Exception:  # a bug here must not stop filtering; the next start retries it
+                log.exception("processing failed; message %s stays spooled", message.id)
             finally:
+                self.backlog_messages -= 1
+                self.backlog_bytes -= len(message.raw)
                 self.queue.task_done()
 
     async def process(self, message: Spooled) -> list[Delivery]:
-        envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
+        """Filter (retrying failures, then holding as unscanned) and record one message."""
         groups = group_by_domain(message.rcpt_tos)
+        subject = subject_of(message.raw)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                verdicts = await self._filter(message, groups)
+                break
+            except Exception as exc:
+                if attempt < self.max_attempts:
+                    log.warning(
+                        "filtering failed (attempt %d of %d), trying again: %r",
+                        attempt, self.max_attempts, exc, extra={"queue_id": message.id},
+                    )  # fmt: skip
+                    await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+                    continue
+                return await self._hold_unscanned(message, groups, subject, exc)
+        return await self._record(message, groups, verdicts, subject)
+
+    async def _hold_unscanned(
+        self, message: Spooled, groups: dict[str, tuple[str, ...]], subject: str, exc: Exception
+    ) -> list[Delivery]:
+        """The fallback when filtering keeps failing: held for an operator, with an event."""
+        reason = f"filtering failed {self.max_attempts} times: {exc!r}"[:900]
+        now = self.clock()
+        outcomes = [
+            unscanned(message, domain, rcpts, now, reason=reason, subject=subject)
+            for domain, rcpts in groups.items()
+        ]
+        store = self.writer.store
+        # No quota here: an unscanned message may be a virus, so it is never tagged through.
+        recorded = await until_stored(
+            self.writer, store.record_filtered, message, now, outcomes, 2**62
+        )
+        self.metrics.unscanned()
+        log.error("held as unscanned: %s", reason, extra={"queue_id": message.id})
+        return await self._queue(message, recorded)
+
+    async def _filter(
+        self, message: Spooled, groups: dict[str, tuple[str, ...]]
+    ) -> list[tuple[Verdict, float]]:
+        envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
         started = time.perf_counter()
         facts = await self.classifier.facts(message.raw, envelope)
         self.metrics.enriched(time.perf_counter() - started)
@@ -81,20 +151,25 @@ class Processor:
             facts = replace(facts, lists=await self.lists.snapshot())
         for result in facts.dnsbl:
             self.metrics.dns_lookup(result.zone, result.seconds, result.status)
-        verdicts = await self.classifier.classify(
-            message.raw, envelope, list(groups.values()), facts
-        )
+        return await self.classifier.classify(message.raw, envelope, list(groups.values()), facts)
+
+    async def _record(
+        self,
+        message: Spooled,
+        groups: dict[str, tuple[str, ...]],
+        verdicts: list[tuple[Verdict, float]],
+        subject: str,
+    ) -> list[Delivery]:
         now = self.clock()
-        subject = subject_of(message.raw)
         pairs = list(zip(groups.items(), verdicts, strict=True))
-        outcomes = [
+        outcomes: list[DomainOutcome] = [
             decide(message, domain, rcpts, verdict, now, subject=subject)
             for (domain, rcpts), (verdict, _) in pairs
         ]
         store = self.writer.store
         try:
-            recorded = await self.writer.call(
-                store.record_filtered, message, now, outcomes, self.quarantine_quota
+            recorded = await until_stored(
+                self.writer, store.record_filtered, message, now, outcomes, self.quarantine_quota
             )
         except QuarantineUnavailable as exc:
             # SPEC 3: what the quarantine cannot take is tagged and delivered instead.
@@ -103,7 +178,9 @@ class Processor:
                 decide(message, domain, rcpts, verdict, now, subject=subject, quarantine_ok=False)
                 for (domain, rcpts), (verdict, _) in pairs
             ]
-            recorded = await self.writer.call(store.record_filtered, message, now, outcomes)
+            recorded = await until_stored(
+                self.writer, store.record_filtered, message, now, outcomes
+            )
         for (verdict, seconds), (record, _, _) in zip(verdicts, outcomes, strict=True):
             self.metrics.verdict(verdict, seconds)
             log.info(
@@ -119,6 +196,9 @@ class Processor:
                     "since_received_seconds": round(now - message.received_at, 4),
                 },
             )
+        return await self._queue(message, recorded)
+
+    async def _queue(self, message: Spooled, recorded: Recorded) -> list[Delivery]:
         created = recorded.deliveries
         if recorded.new_accounts and self.notices is not None:
             created += await self.notices(message, recorded.new_accounts)

@@ -2,8 +2,10 @@
 
 Replies follow one table (STYLE 6): 5xx for policy refusals (relaying,
 size), 4xx only for our own temporary trouble (too many recipients in this
-transaction, store unavailable). Spam is never refused at SMTP time: it is
-accepted and then handled by policy, so senders cannot probe the filter.
+transaction, store unavailable, backlog full, too many sessions). Spam is
+never refused at SMTP time: it is accepted and then handled by policy, so
+senders cannot probe the filter. Addresses are checked here, once (see
+``service/addresses.py``): what passes can be stored and delivered.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from filters.lists import domain_of
+from service import addresses
 from service.config import SmtpConfig
 from service.metrics import GatewayMetrics, RejectReason
 from service.rewrite import received_header
@@ -30,7 +34,12 @@ log = logging.getLogger("mailmoat.smtp")
 RELAY_DENIED = "550 5.7.1 relaying denied"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 NOT_STORED = "451 4.3.0 Message not stored, try again later"
-BAD_ADDRESS = "553 5.1.3 Bad recipient address syntax"
+BACKLOG_FULL = "451 4.3.2 System busy, try again later"
+TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, try again later"
+TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
+AUTH_UNAVAILABLE = "502 5.5.1 AUTH not available"
+MAX_ERRORS = 10
+"""Syntax-error replies (500/501) one session gets before it is closed with 421."""
 
 
 class Gatekeeper:
@@ -43,6 +52,7 @@ class Gatekeeper:
         config: SmtpConfig,
         writer: StoreWriter,
         submit: Callable[[Spooled], None],
+        has_room: Callable[[int], bool] = lambda size: True,
         metrics: GatewayMetrics,
         worker: int = 0,
         clock: Callable[[], float] = time.time,
@@ -51,6 +61,7 @@ class Gatekeeper:
         self.config = config
         self.writer = writer
         self.submit = submit
+        self.has_room = has_room
         self.metrics = metrics
         self.worker = worker
         self.clock = clock
@@ -64,8 +75,10 @@ class Gatekeeper:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        # No AUTH: nothing here authenticates, so offering it would only produce 535s.
+        kept = [r for r in responses[:-1] if not r[4:].upper().startswith("AUTH")]
         # aiosmtpd reads commands from a stream, so pipelined commands work; say so.
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return [*kept, "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(
         self,
@@ -76,7 +89,13 @@ class Gatekeeper:
         mail_options: list[str],
     ) -> str:
         self.metrics.received()
-        envelope.mail_from = address
+        if addresses.reverse_path(address) is None:
+            self.metrics.rejected(RejectReason.SYNTAX)
+            return addresses.BAD_SENDER
+        if not self.has_room(0):
+            self.metrics.rejected(RejectReason.BUSY)
+            return BACKLOG_FULL
+        envelope.mail_from = address  # "<>" stays truthy: aiosmtpd checks it before RCPT
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
@@ -88,10 +107,13 @@ class Gatekeeper:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        domain = domain_of(address)
-        if not domain:
+        refusal = addresses.check_recipient(
+            address, utf8=envelope.smtp_utf8, allow_routing=self.config.allow_routing_localparts
+        )
+        if refusal is not None:
             self.metrics.rejected(RejectReason.SYNTAX)
-            return BAD_ADDRESS
+            return refusal
+        domain = domain_of(address)
         if domain not in self.domains:
             self.metrics.rejected(RejectReason.RELAY_DENIED)
             log.info("relay denied", extra={"rcpt": address, "peer": session.peer})
@@ -115,10 +137,13 @@ class Gatekeeper:
             when=now,
         )
         content = envelope.original_content or b""
+        if not self.has_room(len(content)):  # bounded memory: refuse before it is taken on
+            self.metrics.rejected(RejectReason.BUSY)
+            return BACKLOG_FULL
         message = Spooled(
             id=queue_id,
             received_at=now,
-            mail_from=envelope.mail_from or "",
+            mail_from=addresses.reverse_path(envelope.mail_from or "") or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             raw=trace + content,
             client_ip=peer,
@@ -158,19 +183,58 @@ def server_factory(
 ) -> Callable[[], SMTP]:
     """A protocol factory for ``loop.create_server`` with our limits and session accounting."""
 
+    per_client: Counter[str] = Counter()
+
     class GatewaySMTP(SMTP):
         line_length_limit = config.max_line_length
+        client = ""
+        refused = False
+        errors = 0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            peer = transport.get_extra_info("peername")
+            self.client = str(peer[0]) if isinstance(peer, tuple) else ""
+            if (
+                len(sessions) >= config.max_sessions
+                or per_client[self.client] >= config.max_sessions_per_client
+            ):
+                # Refused before aiosmtpd sets up a session: a flood costs one write each.
+                self.refused = True
+                metrics.rejected(RejectReason.SESSIONS)
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
+                transport.close()
+                return
             sessions.add(self)
+            per_client[self.client] += 1
             metrics.session_opened()
             super().connection_made(transport)
 
         def connection_lost(self, error: Exception | None) -> None:
+            if self.refused:
+                return
             if self in sessions:
                 sessions.discard(self)
+                per_client[self.client] -= 1
+                if per_client[self.client] <= 0:
+                    del per_client[self.client]
                 metrics.session_closed()
             super().connection_lost(error)
+
+        async def smtp_AUTH(self, arg: str) -> None:
+            # Nothing here authenticates (no submission service): say so plainly.
+            await self.push(AUTH_UNAVAILABLE)
+
+        async def push(self, status: AnyStr) -> None:
+            text = status if isinstance(status, str) else status.decode("ascii", "replace")
+            if text.startswith(("500", "501")):
+                self.errors += 1
+                if self.errors > MAX_ERRORS and self.transport is not None:
+                    metrics.rejected(RejectReason.COMMANDS)
+                    await super().push(TOO_MANY_ERRORS)
+                    self.transport.close()
+                    return
+            await super().push(status)
 
     def build() -> SMTP:
         kwargs: dict[str, Any] = {

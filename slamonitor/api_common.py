@@ -11,7 +11,8 @@ LATEST = 253_402_300_799.0
 """9999-12-31T23:59:59Z: later instants cannot be shown as dates."""
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="row id")]
 """Ids are SQLite INTEGERs: anything larger is a 422, never an overflow."""
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$"
+"""YYYY-MM from 1970 on: year 0 would raise deep in date arithmetic (a 500), not a 422."""
 
 
 class Body(BaseModel):

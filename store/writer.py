@@ -42,6 +42,10 @@ class StoreWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._commit_loop(), name="mailmoat-spool")
 
+    def running(self) -> bool:
+        """True while the commit loop runs (False before start, after close or a crash)."""
+        return self._task is not None and not self._task.done()
+
     async def spool(self, message: Spooled) -> None:
         """Return once ``message`` is committed to disk; raise if the commit failed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -62,6 +62,8 @@ class RecordingSink:
         self._rcpt_reply: str | None = None
         self._data_reply: str | None = None
         self._drop_at_data = False
+        self._hold_at_data = False
+        self.holding = threading.Event()  # set while a message waits at DATA for release()
         self._controller: _Controller | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived = asyncio.Event()
@@ -114,6 +116,15 @@ class RecordingSink:
         with self._lock:
             self._drop_at_data = True
 
+    def hold_at_data(self) -> None:
+        """Keep the next messages waiting at the end of DATA, unanswered, until ``release()``."""
+        with self._lock:
+            self._hold_at_data = True
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold_at_data = False
+
     def heal(self) -> None:
         """Forget every failure asked for: accept everything again."""
         with self._lock:
@@ -152,6 +163,10 @@ class RecordingSink:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        while self._hold_at_data:
+            self.holding.set()
+            await asyncio.sleep(0.01)
+        self.holding.clear()
         with self._lock:
             drop, reply = self._drop_at_data, self._data_reply
         if drop:

@@ -356,3 +356,10 @@ def test_bad_digest_settings_name_the_key(kwargs: dict[str, object], message: st
     call.update(kwargs)
     with pytest.raises(ValueError, match=message):
         digest_due(**call)  # type: ignore[arg-type]
+
+
+def test_viruses_and_unscanned_mail_get_only_a_delete_link() -> None:
+    text, html = parts(digest([item("v1", category="virus"), item("u1", category="unscanned")]))
+    for body in (text, html):
+        assert "/l/delete/v1" in body and "/l/delete/u1" in body
+        assert "/l/release/" not in body and "/l/allow_sender/" not in body

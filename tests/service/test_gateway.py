@@ -291,7 +291,7 @@ async def test_metrics_and_probes_over_http(start_gateway: Start, sink: Recordin
     async with httpx.AsyncClient(base_url=base) as http:
         assert (await http.get("/healthz")).status_code == 200
         ready = (await http.get("/readyz")).json()
-        assert ready["checks"] == {"smtp": True, "store": True}
+        assert ready["checks"] == {"smtp": True, "store": True, "filter": True}
 
         async def delivered() -> bool:
             text = (await http.get("/metrics")).text

@@ -66,6 +66,7 @@ async def test_tickets_open_respond_list(http: httpx.AsyncClient) -> None:
     ] == [tid]
     assert (await http.get("/sla/tickets", headers=OTHER)).json() == []
     assert len((await http.get("/sla/tickets?month=2026-11", headers=OPS)).json()) == 1
+    assert_problem(await http.get("/sla/tickets?month=0000-01", headers=OPS), 422)  # was a 500
     assert_problem(
         await http.post(
             "/sla/tickets",
