@@ -2,9 +2,11 @@
 
 Start-up recovers before it listens: messages spooled but not filtered
 (a crash after 250) are filtered again and pending deliveries are queued,
-so nothing accepted is lost. Shutdown runs the other way: stop accepting,
-let open sessions finish (bounded), then stop filtering and delivery; what
-is unfinished stays in the store for the next start.
+so nothing accepted is lost. While it runs, the node keeps its leases and
+takes over work of nodes that died (``service/takeover.py``). Shutdown runs
+the other way: stop accepting, let open sessions finish (bounded), then stop
+filtering and delivery and release what is unfinished to the other nodes
+(or to the next start).
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from service.outbound import DeliveryQueue
 from service.processor import Processor
 from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
+from service.takeover import Takeover
 from slamonitor import api as sla_api
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
 from slamonitor.queues import QueueWatch
+from store.leases import Lease, node_name
 from store.records import DeliveryKind
 from store.store import Store
 from store.writer import StoreWriter
@@ -98,14 +102,16 @@ class Gateway:
 
     async def start(self) -> None:
         config = self.config
-        self.store = Store(config.store.path)
+        lease = Lease(node_name(self.worker, config.store.node), config.store.lease_seconds)
+        self.store = Store(config.store.location, lease=lease)
         self.writer = StoreWriter(self.store)
         self.writer.start()
         source = PolicySource(config.filter.policy, config.filter.model)
         self.classifier = Classifier(source, config.filter.processes)
-        # One worker knows its queue in memory; several share only the store.
+        # One worker knows its queue in memory; several (or several nodes) share only the store.
+        shared = self.workers > 1 or self.store.concurrent_writers
         queue_lengths: Callable[[], Mapping[str, int]] = (
-            self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
+            self.store.queue_lengths if shared else lambda: self.outbound.lengths()
         )
         self.metrics = GatewayMetrics(
             registry=self.registry,
@@ -150,8 +156,16 @@ class Gateway:
             notices=self.upkeep.notices,
             lists=self.lists,
         )
-        await self._recover()
+        self.takeover = Takeover(
+            self.writer,
+            filter_message=self.processor.submit,
+            queue_deliveries=self.outbound.add,
+            backlog=self.processor.queue.qsize,
+            clock=self.clock,
+        )
+        await self.takeover.claim(own=True)  # a crash after 250 left these; nothing is lost
         self.outbound.start()
+        self._lease_task = asyncio.create_task(self.takeover.run(), name="mailmoat-leases")
         self._upkeep_task = asyncio.create_task(self.upkeep.run(), name="mailmoat-upkeep")
 
         handler = Gatekeeper(
@@ -208,15 +222,6 @@ class Gateway:
         )
         self.outbound.add(created)
 
-    async def _recover(self) -> None:
-        pending = await self.writer.call(self.store.pending_deliveries, self.worker, self.workers)
-        self.outbound.add(pending)
-        unfiltered = await self.writer.call(self.store.unfiltered, self.worker, self.workers)
-        for message in unfiltered:
-            self.processor.submit(message)
-        if pending or unfiltered:
-            log.info("recovered", extra={"deliveries": len(pending), "unfiltered": len(unfiltered)})
-
     async def _start_http(self) -> None:
         principal = bearer_principal(self.quarantine)
         app = create_app(
@@ -261,11 +266,14 @@ class Gateway:
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task
-        for task in (self._upkeep_task, *self._watchers):
+        for task in (self._upkeep_task, self._lease_task, *self._watchers):
             task.cancel()
-        await asyncio.gather(self._upkeep_task, *self._watchers, return_exceptions=True)
+        await asyncio.gather(
+            self._upkeep_task, self._lease_task, *self._watchers, return_exceptions=True
+        )
         await self.processor.close()
         await self.outbound.close()
+        await self.takeover.release()
         await self.writer.close()
         self.classifier.close()
         self.store.close()

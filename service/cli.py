@@ -133,7 +133,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     from service.config import load_config
     from store.store import Store
 
-    store = Store(load_config(args.config).store.path)
+    store = Store(load_config(args.config).store.location)
     try:
         if args.action == "create":
             if not args.operator and not args.domain:
@@ -159,10 +159,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_path(config: Path | None) -> Path:
+def _store_path(config: Path | None) -> Path | str:
     from service.config import load_config  # the gateway's config only when a store is read
 
-    return load_config(config).store.path
+    return load_config(config).store.location
 
 
 def build_parser() -> argparse.ArgumentParser:

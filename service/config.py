@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from filters.policy import PolicyError, beside, format_validation_errors, read_document
 from quarantine.config import QuarantineConfig
@@ -59,6 +66,25 @@ class HttpConfig(_Section):
 
 class StoreConfig(_Section):
     path: Path = Field(Path("data/mailmoat.db"), description="SQLite database file")
+    url: str | None = Field(
+        None, description="PostgreSQL URL (postgresql+psycopg://...); set: used instead of path"
+    )
+    node: str | None = Field(None, description="this node's name in leases; unset: host name")
+    lease_seconds: float = Field(
+        60.0, ge=1, description="work of a node silent this long is taken over by the others"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with postgresql+psycopg:// (or postgresql://)")
+        return value
+
+    @property
+    def location(self) -> Path | str:
+        """What ``store.Store`` opens: the URL when set, else the SQLite file."""
+        return self.path if self.url is None else self.url
 
 
 class DeliveryConfig(_Section):
@@ -115,6 +141,16 @@ class GatewayConfig(_Section):
     @classmethod
     def _lower(cls, value: dict[str, DomainConfig]) -> dict[str, DomainConfig]:
         return {k.lower().strip("."): v for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _shared_link_key(self) -> GatewayConfig:
+        # A key generated beside one node's files would not open links another node signed.
+        if self.store.url is not None and self.quarantine.link_secret is None:
+            raise ValueError(
+                "quarantine.link_secret is required with store.url: every node signs digest"
+                " links with it"
+            )
+        return self
 
     def routes(self) -> dict[str, tuple[str, int]]:
         return {d: c.route for d, c in self.domains.items() if c.route is not None}

@@ -39,14 +39,15 @@ def write_report(
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the month's SLA report for one domain or all of them."""
+    from store.engines import is_url
     from store.store import Store
 
     settings = SlaSettings.load(args.sla_config) if args.sla_config else SlaSettings()
     month = Month.parse(args.month, args.timezone or settings.timezone)
     path = args.db or args.store_path(args.config)
-    if not Path(path).is_file():
+    if not is_url(path) and not Path(path).is_file():
         raise ValueError(f"no store at {path}")
-    store = Store(Path(path))
+    store = Store(path if is_url(path) else Path(path))
     try:
         report = write_report(
             store.engine,
@@ -69,7 +70,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    store_path: Callable[[Path | None], Path],
+    store_path: Callable[[Path | None], Path | str],
 ) -> None:
     """Register ``sla report``; ``store_path`` reads the store's path from a gateway config."""
     sla = subparsers.add_parser("sla", help="SLA monitor: monthly reports")

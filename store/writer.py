@@ -1,11 +1,12 @@
-"""The store's one writer thread, and group commit for the SMTP side.
+"""The store's writer threads, and group commit for the SMTP side.
 
-SQLite allows one writer at a time and every call blocks, so all store calls
-run on a single dedicated thread: the event loop never waits on disk, and
-writes never contend. ``spool`` batches: while one commit (and its fsync) is
-in flight, newly accepted messages queue up and are committed together next,
-so under load many messages share one fsync while a lone message is not
-delayed by any timer.
+Every store call blocks, so all of them run on dedicated threads: the event
+loop never waits on the database. SQLite allows one writer at a time, so
+there it is one thread and writes never contend; PostgreSQL takes writes
+side by side, so there a few threads share the work. ``spool`` batches:
+while one commit (and its fsync) is in flight, newly accepted messages queue
+up and are committed together next, so under load many messages share one
+fsync while a lone message is not delayed by any timer.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_BATCH = 256
+POSTGRES_THREADS = 4
 
 
 class StoreWriter:
-    """Runs store calls on the writer thread; ``spool`` group-commits accepted messages."""
+    """Runs store calls on the writer threads; ``spool`` group-commits accepted messages."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailmoat-store")
+        threads = POSTGRES_THREADS if store.concurrent_writers else 1
+        self._thread = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailmoat-store")
         self._pending: list[tuple[Spooled, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import RUNNING, answers, fresh_database, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,3 +26,34 @@ def promtool() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server's URL: the one running here, else a throwaway cluster."""
+    if answers(RUNNING):
+        yield RUNNING
+        return
+    try:
+        with throwaway_cluster() as url:
+            yield url
+    except RuntimeError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database for one test (dropped afterwards)."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Each store test runs on both engines: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "db.sqlite"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
