@@ -199,11 +199,11 @@ class Gateway:
     def _start_watchers(self, queue_lengths: Callable[[], Mapping[str, int]]) -> None:
         """Queue alerts (SPEC 5) and the port-25 availability probe (SPEC 4)."""
         watch = QueueWatch(
-            self.store.engine, queue_lengths, self.config.routes(), self._notify_customer,
+            self.writer.write, queue_lengths, self.config.routes(), self._notify_customer,
             clock=self.clock,
         )  # fmt: skip
         host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
-        probe = AvailabilityProbe(self.store.engine, host, self.smtp_port, clock=self.clock)
+        probe = AvailabilityProbe(self.writer.write, host, self.smtp_port, clock=self.clock)
         self._watchers = [
             asyncio.create_task(watch.run(), name="mailmoat-queue-watch"),
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
@@ -232,7 +232,9 @@ class Gateway:
             routers=[
                 api.create_router(self.quarantine, principal),
                 pages.create_router(self.upkeep),
-                sla_api.create_router(self.store.engine, principal, clock=self.clock),
+                sla_api.create_router(
+                    self.store.engine, principal, write=self.writer.write, clock=self.clock
+                ),
             ],
         )
         server_config = uvicorn.Config(

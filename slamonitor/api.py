@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
 from slamonitor import claims as claim_store
 from slamonitor import tickets as ticket_store
@@ -23,6 +24,7 @@ from slamonitor.probe import Clock
 from slamonitor.report import build
 from store.principal import Principal
 from store.sla_tables import windows
+from store.writer import Write
 
 LATEST = 253_402_300_799.0
 """9999-12-31T23:59:59Z: later instants cannot be shown as dates."""
@@ -83,10 +85,14 @@ def create_router(
     engine: Engine,
     principal: Callable[..., Principal | Awaitable[Principal]],
     *,
+    write: Write,
     clock: Clock,
     settings: SlaSettings | None = None,
 ) -> APIRouter:
-    """Routes under ``/sla``; ``principal`` is the authentication dependency."""
+    """Routes under ``/sla``; ``principal`` is the authentication dependency.
+
+    Reads use ``engine`` directly; writes go through the store's ``write``.
+    """
     config = settings or SlaSettings()
     table = config.table()
     router = APIRouter(prefix="/sla", tags=["sla"])
@@ -99,16 +105,17 @@ def create_router(
         return domain
 
     @router.post("/tickets", status_code=201)
-    def open_ticket(body: NewTicket, caller: Caller) -> dict[str, Any]:
+    async def open_ticket(body: NewTicket, caller: Caller) -> dict[str, Any]:
         domain = own(caller, body.domain, "domain")
         try:
             priority = table.priority(body.priority).name
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        with engine.begin() as conn:
-            ticket = ticket_store.open_ticket(
+        ticket = await write(
+            lambda conn: ticket_store.open_ticket(
                 conn, domain, priority, body.subject, caller.name, clock()
             )
+        )
         return asdict(ticket) | {"due_at": table.deadline(priority, ticket.opened_at)}
 
     @router.get("/tickets")
@@ -142,26 +149,29 @@ def create_router(
             return asdict(visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id)))
 
     @router.post("/tickets/{ticket_id}/response")
-    def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
-        with engine.begin() as conn:
+    async def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
+        def transaction(conn: Connection) -> ticket_store.Ticket | None:
             visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id))
             _operator(caller)
-            ticket = ticket_store.respond(conn, ticket_id, caller.name, clock())
+            return ticket_store.respond(conn, ticket_id, caller.name, clock())
+
+        ticket = await write(transaction)
         assert ticket is not None
         return asdict(ticket)
 
-    def file(kind: str, body: MessageRef, caller: Principal) -> dict[str, Any]:
+    async def file(kind: str, body: MessageRef, caller: Principal) -> dict[str, Any]:
         domain = own(caller, body.domain, "message")
         record = (
             claim_store.record_fp_claim if kind == claim_store.FP else claim_store.record_fn_report
         )
         source = "operator" if caller.operator else "customer"
+
+        def transaction(conn: Connection) -> claim_store.Claim | None:
+            claim_id = record(conn, body.message_id, domain, caller.name, clock(), source=source)
+            return claim_store.get_claim(conn, claim_id)
+
         try:
-            with engine.begin() as conn:
-                claim_id = record(
-                    conn, body.message_id, domain, caller.name, clock(), source=source
-                )
-                claim = claim_store.get_claim(conn, claim_id)
+            claim = await write(transaction)
         except claim_store.ClaimNotFound:
             raise _not_found("message") from None
         except claim_store.ClaimConflict as exc:
@@ -170,12 +180,12 @@ def create_router(
         return asdict(claim)
 
     @router.post("/claims/false-positives", status_code=201)
-    def report_false_positive(body: MessageRef, caller: Caller) -> dict[str, Any]:
-        return file(claim_store.FP, body, caller)
+    async def report_false_positive(body: MessageRef, caller: Caller) -> dict[str, Any]:
+        return await file(claim_store.FP, body, caller)
 
     @router.post("/claims/false-negatives", status_code=201)
-    def report_spam(body: MessageRef, caller: Caller) -> dict[str, Any]:
-        return file(claim_store.FN, body, caller)
+    async def report_spam(body: MessageRef, caller: Caller) -> dict[str, Any]:
+        return await file(claim_store.FN, body, caller)
 
     @router.get("/claims")
     def list_claims(
@@ -184,15 +194,19 @@ def create_router(
         with engine.connect() as conn:
             return [asdict(c) for c in claim_store.list_claims(conn, kind, _visible(caller))]
 
-    def change(claim_id: int, caller: Principal, state: str, reason: str | None) -> dict[str, Any]:
+    async def change(
+        claim_id: int, caller: Principal, state: str, reason: str | None
+    ) -> dict[str, Any]:
+        def transaction(conn: Connection) -> claim_store.Claim:
+            claim = claim_store.get_claim(conn, claim_id)
+            if claim is None or not caller.sees(claim.domain):
+                raise _not_found("claim")
+            if state != "withdrawn":
+                _operator(caller)
+            return claim_store.set_state(conn, claim_id, state, caller.name, clock(), reason)
+
         try:
-            with engine.begin() as conn:
-                claim = claim_store.get_claim(conn, claim_id)
-                if claim is None or not caller.sees(claim.domain):
-                    raise _not_found("claim")
-                if state != "withdrawn":
-                    _operator(caller)
-                updated = claim_store.set_state(conn, claim_id, state, caller.name, clock(), reason)
+            updated = await write(transaction)
         except claim_store.ClaimConflict as exc:
             raise HTTPException(409, str(exc)) from None
         return asdict(updated)
@@ -206,15 +220,17 @@ def create_router(
         return asdict(claim)
 
     @router.post("/claims/{claim_id}/withdraw")
-    def withdraw(claim_id: RowId, caller: Caller) -> dict[str, Any]:
-        return change(claim_id, caller, "withdrawn", None)
+    async def withdraw(claim_id: RowId, caller: Caller) -> dict[str, Any]:
+        return await change(claim_id, caller, "withdrawn", None)
 
     @router.post("/claims/{claim_id}/decision")
-    def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
-        return change(claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason)
+    async def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
+        return await change(
+            claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason
+        )
 
     @router.post("/windows", status_code=201)
-    def declare_window(body: NewWindow, caller: Caller) -> dict[str, Any]:
+    async def declare_window(body: NewWindow, caller: Caller) -> dict[str, Any]:
         _operator(caller)
         values = body.model_dump() | {"domain": body.domain.lower() if body.domain else None}
         row = {
@@ -226,8 +242,9 @@ def create_router(
             "created_by": caller.name,
             "created_at": clock(),
         }
-        with engine.begin() as conn:
-            key = conn.execute(windows.insert().values(**row)).inserted_primary_key
+        key = await write(
+            lambda conn: conn.execute(windows.insert().values(**row)).inserted_primary_key
+        )
         assert key is not None
         return {"id": int(key[0]), **row}
 

@@ -12,7 +12,6 @@ recorded in ``sla_queue_samples``, ``sla_probes`` and ``sla_alerts``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from collections import deque
@@ -20,10 +19,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Table
 
 from slamonitor.probe import Clock, ProbeResult, Sleep, sleep, smtp_probe
 from store.sla_tables import alerts, probes, queue_samples
+from store.writer import Write
 
 log = logging.getLogger("mailmoat.sla.queues")
 
@@ -49,7 +49,7 @@ class QueueWatch:
 
     def __init__(
         self,
-        engine: Engine,
+        write: Write,
         lengths: Callable[[], Mapping[str, int]],
         routes: Mapping[str, tuple[str, int]],
         notify: Notify,
@@ -60,7 +60,7 @@ class QueueWatch:
         rule: RisingRule | None = None,
         probe_timeout: float = 10.0,
     ) -> None:
-        self.engine = engine
+        self.write = write
         self.lengths = lengths
         self.routes = dict(routes)
         self.notify = notify
@@ -73,10 +73,9 @@ class QueueWatch:
         self.firing: dict[tuple[str, str], bool] = {}
         """(alert, domain) -> firing, for gauges in this process."""
 
-    def _write(self, table: Table, rows: list[dict[str, object]]) -> None:
+    async def _write(self, table: Table, rows: list[dict[str, object]]) -> None:
         if rows:
-            with self.engine.begin() as conn:
-                conn.execute(table.insert(), rows)
+            await self.write(lambda conn: conn.execute(table.insert(), rows))
 
     async def _alert(self, alert: str, domain: str, firing: bool, detail: str, at: float) -> None:
         previous = self.firing.get((alert, domain), False)
@@ -86,7 +85,7 @@ class QueueWatch:
         state = "firing" if firing else "resolved"
         log.warning("%s %s for %s: %s", alert, state, domain, detail)
         row = {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}
-        await asyncio.to_thread(self._write, alerts, [row])
+        await self._write(alerts, [row])
 
     async def _probe(self, domain: str, at: float) -> ProbeResult:
         route = self.routes.get(domain)
@@ -95,7 +94,7 @@ class QueueWatch:
         else:
             result = await smtp_probe(*route, timeout=self.probe_timeout)
         row = {"at": at, "domain": domain, "ok": result.ok, "detail": result.detail}
-        await asyncio.to_thread(self._write, probes, [row])
+        await self._write(probes, [row])
         return result
 
     async def sample_once(self) -> None:
@@ -105,7 +104,7 @@ class QueueWatch:
         for domain in self._history.keys() - lengths.keys():
             lengths[domain] = 0  # an empty queue drops out of the map
         rows = [{"at": at, "domain": d, "length": n} for d, n in sorted(lengths.items())]
-        await asyncio.to_thread(self._write, queue_samples, rows)
+        await self._write(queue_samples, rows)
         for domain, length in sorted(lengths.items()):
             history = self._history.setdefault(domain, deque(maxlen=self.rule.samples))
             history.append(length)

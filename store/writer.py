@@ -12,15 +12,20 @@ fsync while a lone message is not delayed by any timer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from store.records import Spooled
 from store.store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+Write = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
+"""What a component that only writes is handed: ``StoreWriter.write``, awaited."""
 
 MAX_BATCH = 256
 POSTGRES_THREADS = 4
@@ -41,6 +46,10 @@ class StoreWriter:
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one transaction on a writer thread: every write goes this way."""
+        return await self.call(self.store.write, fn)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._commit_loop(), name="mailmoat-spool")

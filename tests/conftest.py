@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import RUNNING, answers, fresh_database, throwaway_cluster
+from store.store import Store
+from tests.postgres import RUNNING, answers, fresh_database, reset, throwaway_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,10 +51,25 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_session_database(postgres_server: str) -> Iterator[str]:
+    """One database migrated once per session (tests get it emptied)."""
+    with fresh_database(postgres_server) as url:
+        Store(url).close()
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_session_database: str) -> str:
+    """A database at the newest schema with every table empty, for one test."""
+    reset(postgres_session_database)
+    return postgres_session_database
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """Each store test runs on both engines: a SQLite file, then a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return tmp_path / "db.sqlite"
-    url: str = request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue("migrated_postgres_url")
     return url

@@ -78,7 +78,7 @@ def throwaway_cluster() -> Iterator[str]:
 
 @contextmanager
 def fresh_database(server: str) -> Iterator[str]:
-    """A new empty database on ``server`` for one test; yields its SQLAlchemy URL."""
+    """A new empty database on ``server``; yields its SQLAlchemy URL, drops it afterwards."""
     name = f"mailmoat_test_{secrets.token_hex(6)}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -88,3 +88,21 @@ def fresh_database(server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def reset(url: str) -> None:
+    """Empty every table of a migrated database, as the migrations left it.
+
+    Emptying takes milliseconds where a new database and its migrations take
+    seconds. ``job_leases`` keeps its rows (the migration seeds them), freed.
+    """
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename NOT IN ('alembic_version', 'job_leases')"
+            )
+        ]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        conn.execute("UPDATE job_leases SET owner = NULL, lease_until = 0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -12,6 +13,15 @@ from sqlalchemy import inspect
 
 from store.schema import metadata
 from store.store import MIGRATIONS, Store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A store location with no schema yet: a new SQLite file or an empty database."""
+    if request.param == "sqlite":
+        return tmp_path / "db.sqlite"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 def _differences(store: Store) -> list[object]:
@@ -24,14 +34,14 @@ def _differences(store: Store) -> list[object]:
     return store.read(compare)
 
 
-def test_migrations_build_the_schema_the_code_uses(store_location: Path | str) -> None:
-    store = Store(store_location)
+def test_migrations_build_the_schema_the_code_uses(empty_location: Path | str) -> None:
+    store = Store(empty_location)
     assert _differences(store) == []
     store.close()
 
 
-def test_the_lease_migration_downgrades_and_upgrades_again(store_location: Path | str) -> None:
-    store = Store(store_location)
+def test_the_lease_migration_downgrades_and_upgrades_again(empty_location: Path | str) -> None:
+    store = Store(empty_location)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with store.engine.begin() as conn:
@@ -39,7 +49,7 @@ def test_the_lease_migration_downgrades_and_upgrades_again(store_location: Path 
         command.downgrade(config, "0003")
     assert "job_leases" not in inspect(store.engine).get_table_names()
     store.close()
-    again = Store(store_location)  # opening migrates to the head again
+    again = Store(empty_location)  # opening migrates to the head again
     assert "job_leases" in inspect(again.engine).get_table_names()
     assert _differences(again) == []
     again.close()
