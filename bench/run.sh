@@ -15,4 +15,5 @@ fi
 "$PY" bench/throughput.py --corpus "$CORPUS"
 "$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json
 "$PY" bench/e2e.py --corpus "$CORPUS" --out bench/results/e2e.json
+"$PY" bench/e2e_nodes.py --corpus "$CORPUS" --out bench/results/e2e_nodes.json
 "$PY" bench/replay.py --corpus "$CORPUS" --out bench/results/replay.json

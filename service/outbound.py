@@ -106,7 +106,9 @@ class DeliveryQueue:
     async def attempt(self, delivery: Delivery) -> None:
         """One try at ``delivery``; records the outcome and schedules what follows."""
         item = delivery.item
-        body = await self.writer.call(self.writer.store.delivery_body, delivery)
+        body = delivery.raw
+        if body is None:  # a read: off the writer thread, beside it (WAL, MVCC)
+            body = await asyncio.to_thread(self.writer.store.delivery_body, delivery)
         data = render(body, item.prefix, item.subject_tag)
         try:
             routes = await self.router.routes(item.domain)
@@ -168,6 +170,7 @@ class DeliveryQueue:
         )
         again = replace(
             delivery,
+            raw=None,  # a retry may be hours away: read the bytes again then, not hold them
             item=replace(delivery.item, rcpt_tos=left),
             attempts=attempts,
             next_attempt_at=now + delay,

@@ -25,10 +25,12 @@ def insert_deliveries(
     items: Sequence[NewDelivery],
     now: float,
     lease: Lease,
+    raw: bytes | None = None,
 ) -> list[Delivery]:
     """Queue deliveries of a stored message, due now and leased to ``lease``'s owner.
 
     One multi-row INSERT ... RETURNING for all of them (ids come back in order).
+    ``raw``: the message's bytes, handed on in memory to the first attempt.
     """
     if not items:
         return []
@@ -44,7 +46,7 @@ def insert_deliveries(
         deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True), rows
     ).scalars()
     return [
-        Delivery(int(key), message_id, d, 0, now, now, received_at)
+        Delivery(int(key), message_id, d, 0, now, now, received_at, raw if d.body is None else None)
         for key, d in zip(ids, items, strict=True)
     ]
 

@@ -215,7 +215,7 @@ class Store:
             )
             items = [item for _, domain_items, _ in outcomes for item in domain_items]
             created = insert_deliveries(
-                conn, message.id, message.received_at, items, filtered_at, self.lease
+                conn, message.id, message.received_at, items, filtered_at, self.lease, message.raw
             )
             for _, _, held in outcomes:
                 if held is not None:

@@ -72,6 +72,8 @@ def test_filtering_outcome_is_recorded_in_one_step(store_location: Path | str) -
     assert sorted(d.id for d in claimed) == sorted(d.id for d in created)
     assert store.queue_lengths() == {"d0.test": 1, "d1.test": 1, "d2.test": 1}
     assert store.delivery_body(created[0]) == msg.raw
+    assert created[0].raw == msg.raw  # handed on in memory to the first attempt ...
+    assert claimed[0].raw is None  # ... while a delivery read back reads its bytes again
     for delivery in created:
         store.finish_delivery(delivery, DeliveryState.DELIVERED, 2001.0)
     assert store.claim_deliveries(9e9, 10) == [] and store.queue_lengths() == {}
