@@ -67,8 +67,12 @@ def _open(table: Table, state: str) -> Any:
 
 
 def _free(table: Table, now: float, lease: Lease, own: bool) -> Any:
-    expired = table.c.lease_until < now
-    return or_(expired, table.c.lease_owner == lease.owner) if own else expired
+    mine = table.c.lease_owner == lease.owner
+    if own:  # start-up: ours are left from a previous run, whatever their expiry
+        return or_(table.c.lease_until < now, mine)
+    # Running: ours are already in memory here, even if a late renewal let them expire.
+    others = or_(table.c.lease_owner.is_(None), table.c.lease_owner != lease.owner)
+    return (table.c.lease_until < now) & others
 
 
 def claim_messages(

@@ -99,3 +99,11 @@ def test_a_job_runs_on_one_node_until_its_holder_falls_silent(store_location: Pa
     assert not a.hold_job(Job.DIGESTS, T0 + 30 + LEASE + 2)
     a.close()
     b.close()
+
+
+def test_a_running_node_does_not_claim_its_own_late_leases(store_location: Path | str) -> None:
+    a = Store(store_location, lease=Lease("a", LEASE))
+    _spool(a, 2)
+    assert a.claim_unfiltered(T0 + LEASE + 1, 10) == []  # already in a's memory: not twice
+    assert len(a.claim_unfiltered(T0 + LEASE + 1, 10, own=True)) == 2  # a restarted a: all
+    a.close()
