@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +13,8 @@ from pathlib import Path
 import aiosmtplib
 import psycopg
 
-from tests.service.gatewayfixtures import POLICY, message
-from tests.service.test_gateway_process import GatewayProcess, _queue_id
+from tests.service.gatewayfixtures import POLICY, eventually, message, rows
+from tests.service.test_gateway_process import GatewayProcess, _free_port, _queue_id
 from tests.smtpsink import RecordingSink
 
 LEASE = 2.0  # seconds: short, so a dead node's work moves on within the test
@@ -123,3 +125,42 @@ async def test_a_killed_nodes_mail_is_finished_by_the_others(
         # Exactly once, unless a dead node's delivery was taken over: then once more at most,
         # and the delivery's record says it was reclaimed.
         assert 1 <= delivered[queue_id] <= 1 + reclaimed.get(queue_id, 0), queue_id
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+async def test_a_killed_workers_mail_is_taken_over_on_sqlite(
+    tmp_path: Path, sink: RecordingSink
+) -> None:
+    """``--workers 2`` on one SQLite file: the same leases, so a dead worker strands nothing."""
+    sink.stop()  # both workers queue their deliveries; the kill strands the victim's
+    config = _node_config(tmp_path, "solo", "", sink.port)
+    text = config.read_text().replace('url = ""\n', f'path = "{tmp_path / "gateway.db"}"\n')
+    port = _free_port()
+    text = text.replace("[smtp]\nport = 0", f"[smtp]\nport = {port}")
+    config.write_text(text.replace("[http]\nport = 0", f"[http]\nport = {_free_port()}"))
+    accepted: list[str] = []
+    gateway = GatewayProcess(config, workers=2)
+    db = tmp_path / "gateway.db"
+    holders = "SELECT DISTINCT lease_owner FROM deliveries WHERE state = 'pending'"
+    try:
+        for round_ in range(10):  # until both workers hold mail (the kernel picks per session)
+            sessions = (_send(gateway.smtp_port, 5, f"r{round_}s{i}", accepted) for i in range(6))
+            await asyncio.gather(*sessions)
+            await eventually(lambda: len(rows(db, "SELECT id FROM deliveries")) == len(accepted))
+            if len(rows(db, holders)) == 2:
+                break
+        workers = _children(gateway.proc.pid)
+        os.kill(workers[-1], signal.SIGKILL)
+        sink.start()
+        await sink.wait_for(len(accepted), timeout=60)
+        await asyncio.sleep(LEASE)
+    finally:
+        gateway.terminate()
+    delivered = Counter(_queue_id(r.data) for r in sink.received)
+    assert rows(db, "SELECT count(*) FROM deliveries WHERE reclaimed > 0")[0][0] > 0
+    # The sink was down until after the kill, so the victim delivered nothing: exactly once.
+    assert all(delivered[queue_id] == 1 for queue_id in accepted), delivered
