@@ -6,6 +6,7 @@ WORKDIR /app
 
 COPY pyproject.toml README.md ./
 COPY filters ./filters
+COPY store ./store
 COPY service ./service
 COPY store ./store
 COPY quarantine ./quarantine

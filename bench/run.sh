@@ -16,6 +16,7 @@ fi
 "$PY" bench/throughput.py --corpus "$CORPUS"
 "$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json
 "$PY" bench/e2e.py --corpus "$CORPUS" --out bench/results/e2e.json
+"$PY" bench/e2e_nodes.py --corpus "$CORPUS" --out bench/results/e2e_nodes.json
 "$PY" bench/replay.py --corpus "$CORPUS" --out bench/results/replay.json
 # Chaos: 100,000 messages, 60 SIGKILLs, a full disk (tmpfs; needs root) and a downstream outage.
 "$PY" bench/chaos.py --corpus "$CORPUS" --out bench/results/chaos.json

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from loadtest.replay import ReplayResult
 from store.sla_tables import labels
@@ -30,7 +30,7 @@ def labelled_queue_ids(result: ReplayResult) -> list[tuple[str, str]]:
     return found
 
 
-def feed(store_path: Path, result: ReplayResult) -> int:
+def feed(store_path: Path | str, result: ReplayResult) -> int:
     """Record the labels in the gateway's store; returns how many."""
     pairs = labelled_queue_ids(result)
     if not pairs:
@@ -38,7 +38,8 @@ def feed(store_path: Path, result: ReplayResult) -> int:
     store = Store(store_path)
     try:
         rows = [{"message_id": m, "label": label} for m, label in pairs]
-        statement = insert(labels)
+        dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(labels)
         upsert = statement.on_conflict_do_update(
             index_elements=["message_id"], set_={"label": statement.excluded.label}
         )

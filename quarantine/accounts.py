@@ -86,5 +86,15 @@ def pending(conn: Connection, account: Account) -> list[Pending]:
     return found
 
 
-def digest_sent(conn: Connection, address: str, up_to: float) -> None:
-    conn.execute(update(accounts).where(accounts.c.address == address).values(last_digest_at=up_to))
+def digest_sent(conn: Connection, address: str, up_to: float, seen: float | None) -> bool:
+    """Record a digest covering up to ``up_to``; False when one went out since we read ``seen``.
+
+    The condition makes a digest go out once even if two nodes build it at once.
+    """
+    result = conn.execute(
+        update(accounts)
+        .where(accounts.c.address == address)
+        .where(accounts.c.last_digest_at.is_not_distinct_from(seen))
+        .values(last_digest_at=up_to)
+    )
+    return result.rowcount == 1

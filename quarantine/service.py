@@ -23,7 +23,6 @@ from quarantine.held import Filters, HeldMessage, HeldSummary
 from store.principal import Principal
 from store.quarantine_tables import training_labels
 from store.records import Delivery, DeliveryKind, NewDelivery, header_lines
-from store.store import insert_deliveries
 from store.writer import StoreWriter
 
 P = ParamSpec("P")
@@ -199,7 +198,7 @@ class Quarantine:
             if self.on_release is not None:
                 requested_at = request.requested_at if request is not None else None
                 self.on_release(conn, message, principal.name, now, requested_at)
-            return insert_deliveries(conn, message.message_id, now, items, now)
+            return self.store.insert_deliveries(conn, message.message_id, now, items, now)
 
         created = await self.write(transaction)
         if created is None:

@@ -21,10 +21,10 @@ from quarantine import accounts, digest, held, links
 from quarantine.config import QuarantineConfig
 from quarantine.held import HeldSummary
 from quarantine.service import NotFound, Quarantine, Refused
+from store.leases import Job
 from store.principal import Principal
 from store.quarantine_tables import link_uses
 from store.records import Delivery, DeliveryKind, NewDelivery, Spooled
-from store.store import insert_deliveries
 
 log = logging.getLogger("mailmoat.quarantine")
 
@@ -54,6 +54,7 @@ class Upkeep:
         self.hostname = hostname
         self.clock = clock
         self.sender = f"quarantine@{hostname}"
+        self._next_purge = 0.0
 
     # --- retention ------------------------------------------------------------------------
 
@@ -124,11 +125,17 @@ class Upkeep:
         newest = max(p.quarantined_at for p in pending)
         item = NewDelivery(DeliveryKind.DIGEST, domain_of(address), "", (address,), body=body)
 
-        def transaction(conn: Connection) -> list[Delivery]:
-            accounts.digest_sent(conn, address, newest)
-            return insert_deliveries(conn, pending[0].message_id, now, [item], now)
+        def transaction(conn: Connection) -> list[Delivery] | None:
+            if not accounts.digest_sent(conn, address, newest, account.last_digest_at):
+                return None  # another node sent this digest meanwhile
+            return self.quarantine.store.insert_deliveries(
+                conn, pending[0].message_id, now, [item], now
+            )
 
-        self.quarantine.outbound.add(await self.quarantine.write(transaction))
+        created = await self.quarantine.write(transaction)
+        if created is None:
+            return False
+        self.quarantine.outbound.add(created)
         return True
 
     async def notices(self, message: Spooled, addresses: list[str]) -> list[Delivery]:
@@ -144,7 +151,9 @@ class Upkeep:
             for a in addresses
         ]  # fmt: skip
         return await self.quarantine.write(
-            lambda conn: insert_deliveries(conn, message.id, message.received_at, items, now)
+            lambda conn: self.quarantine.store.insert_deliveries(
+                conn, message.id, message.received_at, items, now
+            )
         )
 
     # --- one-click links ----------------------------------------------------------------------
@@ -185,16 +194,28 @@ class Upkeep:
 
     # --- schedule --------------------------------------------------------------------------------
 
+    async def _holds(self, job: Job) -> bool:
+        """Whether this node runs ``job`` now: one node at a time holds its lease."""
+        store = self.quarantine.store
+        return await self.quarantine.writer.call(store.hold_job, job, self.clock())
+
+    async def round(self) -> int:
+        """One round: purge when due, then digests; returns how many digests went out.
+
+        With several nodes on one store, each chore runs on the node holding its
+        lease; the others skip it until that node stops renewing.
+        """
+        now = self.clock()
+        if now >= self._next_purge and await self._holds(Job.PURGE):
+            await self.purge()
+            self._next_purge = now + self.config.purge_interval
+        return await self.send_digests() if await self._holds(Job.DIGESTS) else 0
+
     async def run(self) -> None:
         """Purge at start and every ``purge_interval``; digests every ``digest_interval``."""
-        next_purge = 0.0
         while True:
-            now = self.clock()
             try:
-                if now >= next_purge:
-                    await self.purge()
-                    next_purge = now + self.config.purge_interval
-                await self.send_digests()
+                await self.round()
             except Exception:  # a failed round is retried next round, never stops the gateway
                 log.exception("quarantine upkeep failed; retrying next round")
             await asyncio.sleep(self.config.digest_interval)

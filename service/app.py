@@ -1,11 +1,14 @@
 """The gateway process: store, filter, delivery queue, SMTP and HTTP, started and stopped in order.
 
-Start-up queues pending deliveries before it listens, and streams messages
-spooled but not filtered (a crash after 250) into the filter as the backlog
-limits allow, so nothing accepted is lost and a large spool neither delays
-listening nor fills memory. Shutdown runs the other way: stop accepting,
-let open sessions finish (bounded), then stop filtering and delivery; what
-is unfinished stays in the store for the next start.
+Start-up takes back this node's leased work before it listens: pending
+deliveries are queued, and messages spooled but not filtered (a crash after
+250) are streamed into the filter as the backlog limits allow, so nothing
+accepted is lost and a large spool neither delays listening nor fills
+memory. While it runs, the node keeps its leases and takes over work of
+nodes that died (``service/takeover.py``). Shutdown runs the other way: stop
+accepting, let open sessions finish (bounded), then stop filtering and
+delivery and release what is unfinished to the other nodes (or to the next
+start).
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ from service.routing import Router
 from service.smtp import Gatekeeper, server_factory, tls_context
 from service.snapshots import Prefetched
 from service.store_metrics import StoreGauges
+from service.takeover import Takeover
 from slamonitor import api as sla_api
 from slamonitor import usage
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
 from slamonitor.mailer import ReportMailer
 from slamonitor.queues import QueueWatch
+from store.leases import Lease, node_name
 from store.records import DeliveryKind
 from store.store import Store
 from store.writer import StoreWriter
@@ -109,7 +114,8 @@ class Gateway:
 
     async def start(self) -> None:
         config = self.config
-        self.store = Store(config.store.path)
+        lease = Lease(node_name(self.worker, config.store.node), config.store.lease_seconds)
+        self.store = Store(config.store.location, lease=lease)
         self.writer = StoreWriter(self.store)
         self.writer.start()
         source = PolicySource(config.filter.policy, config.filter.model)
@@ -120,9 +126,10 @@ class Gateway:
             on_restart=lambda: self.metrics.filter_restarted(),
         )
         await self.classifier.pool.start()
-        # One worker knows its queue in memory; several share only the store.
+        # One worker knows its queue in memory; several (or several nodes) share only the store.
+        shared = self.workers > 1 or self.store.concurrent_writers
         queue_lengths: Callable[[], Mapping[str, int]] = (
-            self.store.queue_lengths if self.workers > 1 else lambda: self.outbound.lengths()
+            self.store.queue_lengths if shared else lambda: self.outbound.lengths()
         )
         self.metrics = GatewayMetrics(
             registry=self.registry,
@@ -181,8 +188,17 @@ class Gateway:
             max_backlog_messages=config.filter.backlog_messages,
             max_backlog_bytes=config.filter.backlog_bytes,
         )
-        await self._recover()
+        self.takeover = Takeover(
+            self.writer,
+            filter_message=self.processor.submit,
+            adopt=self._adopt,
+            queue_deliveries=self.outbound.add,
+            backlog=self.processor.queue.qsize,
+            clock=self.clock,
+        )
+        await self.takeover.claim(own=True)  # a crash after 250 left these; nothing is lost
         self.outbound.start()
+        self._lease_task = asyncio.create_task(self.takeover.run(), name="mailmoat-leases")
         self._upkeep_task = asyncio.create_task(self.upkeep.run(), name="mailmoat-upkeep")
         self._sla_refresh = asyncio.create_task(self.sla_gauges.run(), name="mailmoat-sla-gauges")
         self._pool_watch = asyncio.create_task(
@@ -227,11 +243,11 @@ class Gateway:
     def _start_watchers(self, queue_lengths: Callable[[], Mapping[str, int]]) -> None:
         """Queue alerts (SPEC 5), the port-25 availability probe (SPEC 4), report mail."""
         watch = QueueWatch(
-            self.store.engine, queue_lengths, self.config.routes(), self._notify_customer,
+            self.writer.write, queue_lengths, self.config.routes(), self._notify_customer,
             clock=self.clock, own_hostname=self.config.smtp.hostname,
         )  # fmt: skip
         host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
-        probe = AvailabilityProbe(self.store.engine, host, self.smtp_port, clock=self.clock)
+        probe = AvailabilityProbe(self.writer.write, host, self.smtp_port, clock=self.clock)
         contacts = {d: c.contact for d, c in self.config.domains.items() if c.contact}
         mailer = ReportMailer(
             self.store.engine, self.config.sla, contacts, self._mail, clock=self.clock
@@ -261,19 +277,13 @@ class Gateway:
         )
         self.outbound.add(created)
 
-    async def _recover(self) -> None:
-        pending = await self.writer.call(self.store.pending_deliveries, self.worker, self.workers)
-        self.outbound.add(pending)
-        unfiltered = await self.writer.call(
-            recovery.unfiltered_ids, self.store, self.worker, self.workers
-        )
+    def _adopt(self, backlog: list[tuple[str, int]]) -> None:
+        """Stream this node's own unfiltered messages into the filter (start-up recovery)."""
         processor = self.processor
         self._recovery = asyncio.create_task(
-            recovery.stream(self.writer, unfiltered, processor.has_room, processor.submit),
+            recovery.stream(self.writer, backlog, processor.has_room, processor.submit),
             name="mailmoat-recovery",
         )
-        if pending or unfiltered:
-            log.info("recovered", extra={"deliveries": len(pending), "unfiltered": len(unfiltered)})
 
     async def _start_http(self) -> None:
         principal = bearer_principal(self.quarantine)
@@ -335,14 +345,15 @@ class Gateway:
             self.http.should_exit = True
             await self._http_task
         tasks = (
-            self._upkeep_task, self._pool_watch, self._recovery, self._sla_refresh,
-            *self._watchers,
+            self._upkeep_task, self._lease_task, self._pool_watch, self._recovery,
+            self._sla_refresh, *self._watchers,
         )  # fmt: skip
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.processor.close()
         await self.outbound.close()
+        await self.takeover.release()
         await self.writer.close()
         self.classifier.close()
         self.store.close()

@@ -130,7 +130,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             errors.print(f"[red]mailmoat token create: {', '.join(unknown)} not among the "
                          f"gateway's domains ({', '.join(sorted(config.domains))})[/]")  # fmt: skip
             return 2
-    store = Store(config.store.path)
+    store = Store(config.store.location)
     try:
         if args.action == "create":
             token_id, token = store.write(
@@ -153,10 +153,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_path(config: Path | None) -> Path:
+def _store_path(config: Path | None) -> Path | str:
     from service.config import load_config  # the gateway's config only when a store is read
 
-    return load_config(config).store.path
+    return load_config(config).store.location
 
 
 def build_parser() -> argparse.ArgumentParser:

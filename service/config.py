@@ -79,6 +79,25 @@ class HttpConfig(_Section):
 
 class StoreConfig(_Section):
     path: Path = Field(Path("data/mailmoat.db"), description="SQLite database file")
+    url: str | None = Field(
+        None, description="PostgreSQL URL (postgresql+psycopg://...); set: used instead of path"
+    )
+    node: str | None = Field(None, description="this node's name in leases; unset: host name")
+    lease_seconds: float = Field(
+        60.0, ge=1, description="work of a node silent this long is taken over by the others"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with postgresql+psycopg:// (or postgresql://)")
+        return value
+
+    @property
+    def location(self) -> Path | str:
+        """What ``store.Store`` opens: the URL when set, else the SQLite file."""
+        return self.path if self.url is None else self.url
 
 
 class DeliveryConfig(_Section):
@@ -155,6 +174,16 @@ class GatewayConfig(_Section):
     def _backlog_holds_a_message(self) -> GatewayConfig:
         if self.filter.backlog_bytes < self.smtp.max_message_size:
             raise ValueError("filter.backlog_bytes must be at least smtp.max_message_size")
+        return self
+
+    @model_validator(mode="after")
+    def _shared_link_key(self) -> GatewayConfig:
+        # A key generated beside one node's files would not open links another node signed.
+        if self.store.url is not None and self.quarantine.link_secret is None:
+            raise ValueError(
+                "quarantine.link_secret is required with store.url: every node signs digest"
+                " links with it"
+            )
         return self
 
     def routes(self) -> dict[str, tuple[str, int]]:

@@ -139,7 +139,9 @@ class DeliveryQueue:
         if item.mail_from.strip() == "<>":  # rows stored before the edge normalised it
             item = replace(item, mail_from="")
             delivery = replace(delivery, item=item)
-        body = await until_stored(self.writer, self.writer.store.delivery_body, delivery)
+        body = delivery.raw
+        if body is None:  # a read: off the writer thread, beside it (WAL, MVCC)
+            body = await asyncio.to_thread(self.writer.store.delivery_body, delivery)
         data = render(body, item.prefix, item.subject_tag)
         try:
             routes = await self.router.routes(item.domain)
@@ -203,6 +205,7 @@ class DeliveryQueue:
         )
         again = replace(
             delivery,
+            raw=None,  # a retry may be hours away: read the bytes again then, not hold them
             item=replace(delivery.item, rcpt_tos=left),
             attempts=attempts,
             next_attempt_at=now + delay,

@@ -26,20 +26,6 @@ log = logging.getLogger("mailmoat.gateway")
 POLL_SECONDS = 0.05
 
 
-def unfiltered_ids(store: Store, worker: int, workers: int) -> list[tuple[str, int]]:
-    """Queue ids and sizes of this worker's spooled messages, oldest first (no bodies)."""
-    mine = messages.c.worker == worker
-    if worker == 0:  # worker 0 also adopts rows of workers that no longer exist
-        mine = mine | (messages.c.worker >= workers)
-    query = (
-        select(messages.c.id, messages.c.size)
-        .where(messages.c.state == MessageState.SPOOLED, mine)
-        .order_by(messages.c.received_at)
-    )
-    with store.engine.connect() as conn:
-        return [(r.id, int(r.size)) for r in conn.execute(query)]
-
-
 def load(store: Store, queue_id: str) -> Spooled | None:
     """One spooled message with its bytes, or None if it was handled meanwhile."""
     query = select(messages).where(messages.c.id == queue_id)

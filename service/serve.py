@@ -85,7 +85,7 @@ def _serve(config: GatewayConfig, config_path: Path | None, workers: int) -> int
     if config.smtp.port == 0 or config.http.port == 0:
         print("mailmoat serve: --workers needs fixed SMTP and HTTP ports", file=sys.stderr)
         return 2
-    Store(config.store.path).close()  # migrate once, before workers race to do it
+    Store(config.store.location).close()  # migrate once, before workers race to do it
     # Must be set before any worker imports prometheus_client.
     metrics_dir = tempfile.mkdtemp(prefix="mailmoat-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir

@@ -12,18 +12,18 @@ outages from outside (``up`` and the blackbox SMTP probe, deploy/).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from slamonitor.exclusions import LATENCY_ONLY, Window
 from slamonitor.periods import Month
 from slamonitor.probe import Clock, Sleep, sleep, smtp_probe
 from store.sla_tables import availability
+from store.writer import Write
 
 log = logging.getLogger("mailmoat.sla.availability")
 
@@ -100,7 +100,7 @@ class AvailabilityProbe:
 
     def __init__(
         self,
-        engine: Engine,
+        write: Write,
         host: str,
         port: int,
         *,
@@ -109,7 +109,7 @@ class AvailabilityProbe:
         timeout: float = 10.0,
         sleeper: Sleep = sleep,
     ) -> None:
-        self.engine = engine
+        self.write = write
         self.host = host
         self.port = port
         self.clock = clock
@@ -121,16 +121,12 @@ class AvailabilityProbe:
     async def probe_once(self) -> bool:
         result = await smtp_probe(self.host, self.port, timeout=self.timeout)
         at = self.clock()
-        # The insert is one short SQLite write; it runs off the loop to keep SMTP responsive.
-        await asyncio.to_thread(self._record, at, result.ok, result.detail)
+        row = {"at": at, "up": result.ok, "detail": result.detail}
+        await self.write(lambda conn: conn.execute(availability.insert().values(**row)))
         if not result.ok:
             log.warning("SMTP listener probe failed: %s", result.detail)
         self.last_up = result.ok
         return result.ok
-
-    def _record(self, at: float, up: bool, detail: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(availability.insert().values(at=at, up=up, detail=detail))
 
     async def run(self) -> None:
         """Probe until cancelled."""

@@ -43,12 +43,13 @@ def write_report(
 @contextmanager
 def _engine(args: argparse.Namespace) -> Iterator[Engine]:
     """The store named by ``--db`` or the gateway config; it must exist already."""
+    from store.engines import is_url
     from store.store import Store
 
     path = args.db or args.store_path(args.config)
-    if not Path(path).is_file():
+    if not is_url(path) and not Path(path).is_file():
         raise ValueError(f"no store at {path}")
-    store = Store(Path(path))
+    store = Store(path if is_url(path) else Path(path))
     try:
         yield store.engine
     finally:
@@ -111,7 +112,7 @@ def _store_options(p: argparse.ArgumentParser) -> None:
 
 def add_commands(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    store_path: Callable[[Path | None], Path],
+    store_path: Callable[[Path | None], Path | str],
 ) -> None:
     """Register ``sla report`` and ``sla service``; ``store_path`` reads a gateway config."""
     sla = subparsers.add_parser("sla", help="SLA monitor: monthly reports, service starts")

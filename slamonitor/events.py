@@ -21,6 +21,7 @@ arrays (20 bytes per row) plus one slice of text per thread.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,7 +63,11 @@ class EventArrays:
         return len(self.at)
 
 
-def _query(domain: str | None, windows: Sequence[DomainWindow]) -> tuple[str, dict[str, Any]]:
+def _query(
+    domain: str | None, windows: Sequence[DomainWindow], dialect: str = "sqlite"
+) -> tuple[str, dict[str, Any]]:
+    """The packing query in ``dialect``: SQLite's, or PostgreSQL's (``string_agg``,
+    explicit casts, truncation spelled out, psycopg's ``%(name)s`` parameters)."""
     params: dict[str, Any] = {}
     cases = []
     for i, w in enumerate(windows, start=1):
@@ -72,22 +77,36 @@ def _query(domain: str | None, windows: Sequence[DomainWindow]) -> tuple[str, di
             f"WHEN received_at >= :ws{i} AND received_at < :we{i} AND domain = :wd{i} THEN {i}"
         )
     window = f"(CASE {' '.join(cases)} ELSE 0 END)" if cases else "0"
-    selected = "(domain = :domain)" if domain is not None else "1"
     params["domain"] = domain
+    postgres = dialect == "postgresql"
+
+    def bit(condition: str) -> str:  # PostgreSQL shifts integers, not booleans
+        return f"CAST(CAST({condition} AS INTEGER) AS BIGINT)" if postgres else condition
+
+    def integer(expression: str) -> str:  # SQLite's CAST truncates; PostgreSQL's rounds
+        return (
+            f"CAST(trunc({expression}) AS BIGINT)" if postgres else f"CAST({expression} AS INTEGER)"
+        )
+
+    selected = "(domain = :domain)" if domain is not None else ("TRUE" if postgres else "1")
+    virus, delivered = "(category = 'virus')", "(outcome = 'delivered')"
     packed = (
-        "(CAST((received_at - :month_start) * 100 AS INTEGER)"
-        " | ((category = 'virus') << 28)"
-        f" | ({selected} << 29)"
-        f" | ({window} << 30)"
-        " | ((outcome = 'delivered') << 38))"
+        f"({integer('(received_at - :month_start) * 100')}"
+        f" | ({bit(virus)} << 28)"
+        f" | ({bit(selected)} << 29)"
+        f" | ({integer(window) if postgres else window} << 30)"
+        f" | ({bit(delivered)} << 38))"
     )
-    # IFNULL, not NULL: group_concat skips NULLs and the two lists would no longer pair up.
+    # COALESCE, not NULL: aggregates skip NULLs and the two lists would no longer pair up.
     # + 0.5 rounds to the nearest ms (for the positive values that matter; negatives clamp to 0).
-    latency = f"IFNULL(CAST((delivered_at - received_at) * 1000 + 0.5 AS INTEGER), {_UNDELIVERED})"
+    latency = f"COALESCE({integer('(delivered_at - received_at) * 1000 + 0.5')}, {_UNDELIVERED})"
+    concat = "string_agg(CAST({} AS TEXT), ',')" if postgres else "group_concat({}, ',')"
     sql = (
-        f"SELECT group_concat({packed}, ','), group_concat({latency}, ','), count(*)"
+        f"SELECT {concat.format(packed)}, {concat.format(latency)}, count(*)"
         " FROM events WHERE received_at >= :lo AND received_at < :hi"
     )
+    if postgres:
+        sql = re.sub(r":(\w+)", r"%(\1)s", sql)
     return sql, params
 
 
@@ -110,7 +129,7 @@ def load_events(
     start, end = month.start, month.end
     if (end - start) * 100 >= 1 << _RECEIVED_BITS:
         raise ValueError(f"month {month.label} is too long for the packed event word")
-    sql, params = _query(domain, domain_windows)
+    sql, params = _query(domain, domain_windows, engine.dialect.name)
     params["month_start"] = start
     edges = [*np.arange(start, end, slice_seconds).tolist(), end]
     slices = list(itertools.pairwise(edges))

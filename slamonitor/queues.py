@@ -14,7 +14,6 @@ window (see ``faults``) that lasts until the server answers again.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from collections import deque
@@ -22,11 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection
 
 from slamonitor import faults
 from slamonitor.probe import Clock, ProbeResult, Sleep, sleep, smtp_probe
 from store.sla_tables import alerts, probes, queue_samples
+from store.writer import Write
 
 log = logging.getLogger("mailmoat.sla.queues")
 
@@ -52,7 +53,7 @@ class QueueWatch:
 
     def __init__(
         self,
-        engine: Engine,
+        write: Write,
         lengths: Callable[[], Mapping[str, int]],
         routes: Mapping[str, tuple[str, int]],
         notify: Notify,
@@ -64,7 +65,7 @@ class QueueWatch:
         probe_timeout: float = 10.0,
         own_hostname: str | None = None,
     ) -> None:
-        self.engine = engine
+        self.write = write
         self.lengths = lengths
         self.routes = dict(routes)
         self.notify = notify
@@ -80,10 +81,9 @@ class QueueWatch:
         self.firing: dict[tuple[str, str], bool] = {}
         """(alert, domain) -> firing, for gauges in this process."""
 
-    def _write(self, table: Table, rows: list[dict[str, object]]) -> None:
+    async def _write(self, table: Table, rows: list[dict[str, object]]) -> None:
         if rows:
-            with self.engine.begin() as conn:
-                conn.execute(table.insert(), rows)
+            await self.write(lambda conn: conn.execute(table.insert(), rows))
 
     async def _alert(self, alert: str, domain: str, firing: bool, detail: str, at: float) -> None:
         previous = self.firing.get((alert, domain), False)
@@ -93,7 +93,7 @@ class QueueWatch:
         state = "firing" if firing else "resolved"
         log.warning("%s %s for %s: %s", alert, state, domain, detail)
         row = {"at": at, "alert": alert, "domain": domain, "state": state, "detail": detail}
-        await asyncio.to_thread(self._write, alerts, [row])
+        await self._write(alerts, [row])
 
     async def _probe(self, domain: str, at: float) -> ProbeResult:
         route = self.routes.get(domain)
@@ -104,7 +104,7 @@ class QueueWatch:
                 *route, timeout=self.probe_timeout, own_hostname=self.own_hostname
             )
         row = {"at": at, "domain": domain, "ok": result.ok, "detail": result.detail}
-        await asyncio.to_thread(self._write, probes, [row])
+        await self._write(probes, [row])
         return result
 
     async def sample_once(self) -> None:
@@ -114,7 +114,7 @@ class QueueWatch:
         for domain in self._history.keys() - lengths.keys():
             lengths[domain] = 0  # an empty queue drops out of the map
         rows = [{"at": at, "domain": d, "length": n} for d, n in sorted(lengths.items())]
-        await asyncio.to_thread(self._write, queue_samples, rows)
+        await self._write(queue_samples, rows)
         for domain, length in sorted(lengths.items()):
             history = self._history.setdefault(domain, deque(maxlen=self.rule.samples))
             history.append(length)
@@ -132,7 +132,7 @@ class QueueWatch:
     async def _check_server(self, domain: str, length: int, at: float, down: bool) -> None:
         result = await self._probe(domain, at)
         await self._alert(SERVER_DOWN, domain, not result.ok, result.detail, at)
-        await asyncio.to_thread(self._track_fault, domain, at, result)
+        await self._track_fault(domain, at, result)
         if not result.ok and not down:
             when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
             subject = f"Mail for {domain} is queuing: your mail server does not accept it"
@@ -143,21 +143,24 @@ class QueueWatch:
             )
             await self.notify(domain, subject, body)
 
-    def _track_fault(self, domain: str, at: float, result: ProbeResult) -> None:
+    async def _track_fault(self, domain: str, at: float, result: ProbeResult) -> None:
         """Open, stretch or close the domain's proposed customer-fault window."""
         open_id = self._faults.get(domain)
         if open_id is None and not faults.is_customer_side(result):
             return
-        with self.engine.begin() as conn:
-            if open_id is None:
+
+        def transaction(conn: Connection) -> int:
+            window = open_id
+            if window is None:
                 # A restarted watch probes again after ``samples`` rising samples.
                 since = at - (self.rule.samples + 1) * self.interval
-                open_id = faults.still_open(conn, domain, since)
-            if open_id is None:
-                self._faults[domain] = faults.propose(conn, domain, at, result)
-                return
-            self._faults[domain] = open_id
-            faults.stretch(conn, open_id, at)
+                window = faults.still_open(conn, domain, since)
+            if window is None:
+                return faults.propose(conn, domain, at, result)
+            faults.stretch(conn, window, at)
+            return window
+
+        self._faults[domain] = await self.write(transaction)
         if not faults.is_customer_side(result):
             del self._faults[domain]
 

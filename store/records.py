@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -79,7 +79,12 @@ class NewDelivery:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A stored delivery with its retry state."""
+    """A stored delivery with its retry state.
+
+    ``raw`` carries the spooled message's bytes from filtering to the first
+    attempt, so a fresh delivery does not read back what was just in memory;
+    None: read them from the store.
+    """
 
     id: int
     message_id: str
@@ -88,6 +93,7 @@ class Delivery:
     created_at: float
     next_attempt_at: float
     received_at: float
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

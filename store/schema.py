@@ -35,9 +35,12 @@ messages = Table(
     Column("size", Integer, nullable=False),
     Column("raw", LargeBinary, nullable=False),
     Column("state", String(16), nullable=False, comment="spooled | filtered"),
-    Column("worker", Integer, nullable=False, default=0),
+    Column("worker", Integer, nullable=False, default=0, comment="worker that accepted it"),
+    Column("lease_owner", String(128), comment="node filtering it; NULL: released"),
+    Column("lease_until", Float, nullable=False, default=0.0, comment="others may claim after"),
 )
 Index("ix_messages_state", messages.c.state)
+Index("ix_messages_lease", messages.c.state, messages.c.lease_until)
 
 deliveries = Table(
     "deliveries",
@@ -58,9 +61,12 @@ deliveries = Table(
     Column("next_attempt_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("last_error", Text),
-    Column("worker", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128), comment="node delivering it; NULL: released"),
+    Column("lease_until", Float, nullable=False, default=0.0, comment="others may claim after"),
+    Column("reclaimed", Integer, nullable=False, default=0, comment="taken over from dead nodes"),
 )
 Index("ix_deliveries_state", deliveries.c.state, deliveries.c.domain)
+Index("ix_deliveries_lease", deliveries.c.state, deliveries.c.lease_until)
 
 events = Table(
     "events",
@@ -106,3 +112,11 @@ quarantine = Table(
     Column("viruses", Text, comment="JSON list of virus names, for virus quarantine"),
 )
 Index("ix_quarantine_domain", quarantine.c.domain, quarantine.c.state)
+
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(32), primary_key=True, comment="store.leases.Job"),
+    Column("owner", String(128), comment="node running it; NULL: free"),
+    Column("lease_until", Float, nullable=False, default=0.0),
+)

@@ -1,13 +1,12 @@
-"""The durable store: SQLite through SQLAlchemy Core, migrated by Alembic at open.
+"""The durable store: SQLite or PostgreSQL through SQLAlchemy Core, migrated by Alembic at open.
 
-Every method is synchronous and short; the gateway calls them from one
-writer thread (``store/writer.py``) so the event loop never waits on disk.
-SQLite runs in WAL mode. Accepting mail commits with ``synchronous=FULL``:
-the message is on disk (fsync) before the SMTP side says 250. Bookkeeping
-after that (verdicts, delivery state) commits with ``synchronous=NORMAL``: it
-survives a crash of the process; a crash of the whole machine may lose the
-last few bookkeeping commits, so a message is filtered or delivered again
-(at least once), never lost. That saves an fsync per message on the writer.
+Every method is synchronous and short; the gateway calls them through the
+writer (``store/writer.py``) so the event loop never waits on the database.
+Accepting mail commits on the durable engine: the message is on disk
+before the SMTP side says 250. Bookkeeping after that (verdicts, delivery
+state) commits without waiting for the flush (``store/engines.py`` says
+what that costs). Work is leased to a node (``store/leases.py``) so nodes
+sharing one PostgreSQL never filter or deliver the same thing at once.
 """
 
 from __future__ import annotations
@@ -17,14 +16,18 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
+from store import leases
+from store.engines import lock_for_migration, open_engines
 from store.holding import hold
+from store.leases import Job, Lease, LeaseLost
+from store.queue import close_delivery, insert_deliveries, load_deliveries, schedule_retry
 from store.records import (
     Delivery,
     DeliveryKind,
@@ -43,20 +46,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _pragmas(synchronous: str) -> Callable[[Any, Any], None]:
-    def apply(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    return apply
-
-
 def migrate(connection: Connection) -> None:
     """Bring the schema to the newest Alembic revision."""
+    lock_for_migration(connection)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -68,59 +60,37 @@ def new_queue_id() -> str:
     return f"{int(time.time() * 1000):x}{secrets.token_hex(5)}".upper()
 
 
-def insert_deliveries(
-    conn: Connection,
-    message_id: str,
-    received_at: float,
-    items: Sequence[NewDelivery],
-    now: float,
-    worker: int = 0,
-) -> list[Delivery]:
-    """Queue deliveries of a stored message, due now; one by one, since each new id is needed."""
-    created = []
-    for d in items:
-        result = conn.execute(
-            deliveries.insert().values(
-                message_id=message_id, kind=d.kind, domain=d.domain, mail_from=d.mail_from,
-                rcpt_tos=json.dumps(d.rcpt_tos), prefix=d.prefix, subject_tag=d.subject_tag,
-                body=d.body, is_spam=d.is_spam, state=DeliveryState.PENDING, attempts=0,
-                created_at=now, next_attempt_at=now, updated_at=now, worker=worker,
-            )
-        )  # fmt: skip
-        key = result.inserted_primary_key
-        assert key is not None, "insert returned no primary key"
-        created.append(Delivery(int(key[0]), message_id, d, 0, now, now, received_at))
-    return created
-
-
 class Store:
-    """All reads and writes the gateway makes; one instance per process."""
+    """All reads and writes the gateway makes; one instance per process.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.engine: Engine = create_engine(f"sqlite:///{path}")
-        event.listen(self.engine, "connect", _pragmas("NORMAL"))
-        self.durable: Engine = create_engine(f"sqlite:///{path}")
-        event.listen(self.durable, "connect", _pragmas("FULL"))
+    ``location`` is a SQLite file path or a database URL; ``lease`` names the
+    node that owns the work this instance accepts and claims.
+    """
+
+    def __init__(self, location: Path | str, *, lease: Lease | None = None) -> None:
+        self.location = location
+        self.lease = lease or Lease(leases.node_name())
+        self._engines = open_engines(location)
+        self.engine: Engine = self._engines.engine
+        self.durable: Engine = self._engines.durable
+        self.concurrent_writers = self._engines.concurrent_writers
         with self.engine.begin() as conn:
             migrate(conn)
 
     def close(self) -> None:
-        self.engine.dispose()
-        self.durable.dispose()
+        self._engines.dispose()
 
     def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run ``fn(conn, ...)`` on a read connection (WAL: readers never wait for the writer)."""
+        """Run ``fn(conn, ...)`` on a read connection (readers never wait for the writer)."""
         with self.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
 
     def write(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run ``fn(conn, ...)`` in one transaction; call it on the writer thread."""
+        """Run ``fn(conn, ...)`` in one transaction; call it through the writer."""
         with self.engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
@@ -135,7 +105,7 @@ class Store:
     # --- spool ------------------------------------------------------------------
 
     def spool(self, batch: Sequence[Spooled]) -> None:
-        """Store accepted messages in one transaction (group commit: one fsync for all)."""
+        """Store accepted messages in one transaction (group commit: one flush for all)."""
         rows = [
             {
                 "id": m.id,
@@ -146,41 +116,66 @@ class Store:
                 "rcpt_tos": json.dumps(m.rcpt_tos),
                 "size": len(m.raw),
                 "raw": m.raw,
-                "state": "spooled",
+                "state": MessageState.SPOOLED,
                 "worker": m.worker,
+                **self.lease.values(m.received_at),
             }
             for m in batch
         ]
         with self.durable.begin() as conn:
             conn.execute(messages.insert(), rows)
 
-    def unfiltered(self, worker: int, workers: int) -> list[Spooled]:
-        """Messages accepted but not yet filtered (after a crash), oldest first."""
-        query = (
-            select(messages)
-            .where(messages.c.state == MessageState.SPOOLED)
-            .where(self._mine(messages.c.worker, worker, workers))
-            .order_by(messages.c.received_at)
-        )
-        with self.engine.connect() as conn:
+    def claim_unfiltered(self, now: float, limit: int, *, own: bool = False) -> list[Spooled]:
+        """Lease spooled messages no live node is filtering (``own``: ours from a past run)."""
+        with self.engine.begin() as conn:
+            ids = leases.claim_messages(conn, self.lease, now, limit, own=own)
+            if not ids:
+                return []
+            rows = conn.execute(
+                select(messages).where(messages.c.id.in_(ids)).order_by(messages.c.received_at)
+            )
             return [
-                Spooled(
-                    r.id,
-                    r.received_at,
-                    r.mail_from,
-                    tuple(json.loads(r.rcpt_tos)),
-                    r.raw,
-                    r.client_ip,
-                    r.helo,
-                    r.worker,
-                )
-                for r in conn.execute(query)
-            ]
+                Spooled(r.id, r.received_at, r.mail_from, tuple(json.loads(r.rcpt_tos)), r.raw,
+                        r.client_ip, r.helo, r.worker)
+                for r in rows
+            ]  # fmt: skip
 
-    @staticmethod
-    def _mine(column: Any, worker: int, workers: int) -> Any:
-        # Worker 0 also adopts rows of workers that no longer exist (fewer --workers).
-        return (column == worker) | (column >= workers) if worker == 0 else column == worker
+    def claim_unfiltered_ids(self, now: float) -> list[tuple[str, int]]:
+        """Lease every spooled message of this node's past run and no live node's; ids and
+        sizes only, oldest first, so start-up can stream the bodies in (``service/recovery``).
+        """
+        with self.engine.begin() as conn:
+            ids = leases.claim_messages(conn, self.lease, now, 2**31 - 1, own=True)
+            if not ids:
+                return []
+            sizes = dict(
+                conn.execute(select(messages.c.id, messages.c.size).where(messages.c.id.in_(ids)))
+                .tuples()
+                .all()
+            )
+        return [(i, int(sizes[i])) for i in ids]
+
+    def claim_deliveries(self, now: float, limit: int, *, own: bool = False) -> list[Delivery]:
+        """Lease pending deliveries no live node is making (``own``: ours from a past run)."""
+        with self.engine.begin() as conn:
+            return load_deliveries(
+                conn, leases.claim_deliveries(conn, self.lease, now, limit, own=own)
+            )
+
+    def renew_leases(self, now: float) -> int:
+        """Keep what this node works on; returns how many rows it holds."""
+        with self.engine.begin() as conn:
+            return leases.renew(conn, self.lease, now)
+
+    def release_leases(self) -> int:
+        """Hand this node's unfinished work to the others (graceful stop)."""
+        with self.engine.begin() as conn:
+            return leases.release(conn, self.lease)
+
+    def hold_job(self, job: Job, now: float) -> bool:
+        """True when this node holds (took or kept) the lease on ``job``."""
+        with self.engine.begin() as conn:
+            return leases.hold_job(conn, job, self.lease, now)
 
     # --- filtering outcome --------------------------------------------------------
 
@@ -196,14 +191,25 @@ class Store:
         One transaction: after a crash the message is either still ``spooled``
         (and filtered again) or fully recorded, never half. Raises
         ``QuarantineUnavailable`` (nothing written) when a held message does not
-        fit its domain's quarantine: the caller tags and delivers it instead.
+        fit its domain's quarantine: the caller tags and delivers it instead;
+        ``LeaseLost`` (nothing written) when another node has taken the message.
         """
         created: list[Delivery] = []
         accounts: list[str] = []
         with self.engine.begin() as conn:
-            for record, items, held in outcomes:
-                conn.execute(
-                    events.insert(),
+            filtered = conn.execute(
+                update(messages)
+                .where(messages.c.id == message.id)
+                .where(messages.c.state == MessageState.SPOOLED)
+                .where(messages.c.lease_owner == self.lease.owner)
+                .values(state=MessageState.FILTERED, lease_owner=None)
+            )
+            if filtered.rowcount != 1:
+                raise LeaseLost(f"message {message.id} is no longer leased to {self.lease.owner}")
+            outcomes = list(outcomes)
+            conn.execute(
+                events.insert(),
+                [
                     {
                         "message_id": message.id,
                         "domain": record.domain,
@@ -218,34 +224,22 @@ class Store:
                         "size": len(message.raw),
                         "recipients": record.recipients,
                         "detail": record.detail,
-                    },
-                )
-                created += self._insert_deliveries(conn, message, items, filtered_at)
+                    }
+                    for record, _, _ in outcomes
+                ],
+            )
+            items = [item for _, domain_items, _ in outcomes for item in domain_items]
+            created = insert_deliveries(
+                conn, message.id, message.received_at, items, filtered_at, self.lease, message.raw
+            )
+            for _, _, held in outcomes:
                 if held is not None:
                     self._insert_held(conn, message, held, filtered_at)
                     accounts += hold(
                         conn, held_id=held.id, recipients=held.rcpt_tos, quota=quarantine_quota,
                         now=filtered_at,
                     )  # fmt: skip
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == message.id)
-                .values(state=MessageState.FILTERED)
-            )
         return Recorded(created, accounts)
-
-    def _insert_deliveries(
-        self,
-        conn: Connection,
-        message: Spooled | Delivery,
-        items: Sequence[NewDelivery],
-        now: float,
-    ) -> list[Delivery]:
-        if isinstance(message, Spooled):
-            return insert_deliveries(
-                conn, message.id, message.received_at, items, now, message.worker
-            )
-        return insert_deliveries(conn, message.message_id, message.received_at, items, now)
 
     def _insert_held(self, conn: Connection, message: Spooled, held: Held, now: float) -> None:
         conn.execute(
@@ -271,33 +265,12 @@ class Store:
 
     # --- delivery queue -------------------------------------------------------------
 
-    def pending_deliveries(self, worker: int, workers: int) -> list[Delivery]:
-        """Every delivery still to be made by this worker, with its retry state."""
-        query = (
-            select(deliveries, messages.c.received_at)
-            .join(messages, messages.c.id == deliveries.c.message_id)
-            .where(deliveries.c.state == DeliveryState.PENDING)
-            .where(self._mine(deliveries.c.worker, worker, workers))
-            .order_by(deliveries.c.next_attempt_at)
-        )
-        with self.engine.connect() as conn:
-            return [self._delivery(r) for r in conn.execute(query)]
-
-    @staticmethod
-    def _delivery(r: Any) -> Delivery:
-        item = NewDelivery(
-            DeliveryKind(r.kind),
-            r.domain,
-            r.mail_from,
-            tuple(json.loads(r.rcpt_tos)),
-            r.prefix,
-            r.subject_tag,
-            r.body,
-            r.is_spam,
-        )
-        return Delivery(
-            r.id, r.message_id, item, r.attempts, r.created_at, r.next_attempt_at, r.received_at
-        )
+    def insert_deliveries(
+        self, conn: Connection, message_id: str, received_at: float,
+        items: Sequence[NewDelivery], now: float,
+    ) -> list[Delivery]:  # fmt: skip
+        """Queue deliveries inside the caller's transaction, leased to this node."""
+        return insert_deliveries(conn, message_id, received_at, items, now, self.lease)
 
     def delivery_body(self, delivery: Delivery) -> bytes:
         """The bytes to send before rewriting: the delivery's own body or the spooled message."""
@@ -319,54 +292,36 @@ class Store:
     ) -> list[Delivery]:
         """Close a delivery (delivered, bounced, expired) and queue its follow-ups (DSNs)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery.id)
-                .values(
-                    state=state, updated_at=now, last_error=error, attempts=delivery.attempts + 1
-                )
+            close_delivery(conn, delivery, state, now, error)
+            return self.insert_deliveries(
+                conn, delivery.message_id, delivery.received_at, follow_up, now
             )
-            if delivery.item.kind in (DeliveryKind.DELIVER, DeliveryKind.REDIRECT):
-                # The event keeps the final word for the SLA monitor: when it arrived, or
-                # that it never did and why.
-                values = (
-                    {"delivered_at": now}
-                    if state == DeliveryState.DELIVERED
-                    else {"outcome": state, "detail": error}
-                )
-                event = (
-                    update(events)
-                    .where(events.c.message_id == delivery.message_id)
-                    .where(events.c.delivered_at.is_(None))
-                )
-                if delivery.item.kind is DeliveryKind.DELIVER:
-                    event = event.where(events.c.domain == delivery.item.domain)
-                conn.execute(event.values(**values))
-            return self._insert_deliveries(conn, delivery, follow_up, now)
 
     def submit(
         self, raw: bytes, rcpt_tos: Sequence[str], now: float, kind: DeliveryKind
     ) -> list[Delivery]:
         """Mail the gateway writes itself (alerts to customers): stored like accepted mail."""
-        message = Spooled(new_queue_id(), now, "", tuple(rcpt_tos), raw)
+        message_id = new_queue_id()
         domains: dict[str, list[str]] = {}
         for rcpt in rcpt_tos:
             domains.setdefault(rcpt.rpartition("@")[2].lower(), []).append(rcpt)
         items = [NewDelivery(kind, d, "", tuple(r)) for d, r in domains.items()]
         with self.durable.begin() as conn:
             conn.execute(messages.insert().values(
-                id=message.id, received_at=now, client_ip=None, helo=None, mail_from="",
+                id=message_id, received_at=now, client_ip=None, helo=None, mail_from="",
                 rcpt_tos=json.dumps(list(rcpt_tos)), size=len(raw), raw=raw,
                 state=MessageState.FILTERED, worker=0,
             ))  # fmt: skip
-            return insert_deliveries(conn, message.id, now, items, now)
+            return self.insert_deliveries(conn, message_id, now, items, now)
 
     def add_follow_ups(
         self, delivery: Delivery, now: float, follow_up: Sequence[NewDelivery]
     ) -> list[Delivery]:
         """Queue deliveries caused by another one (DSNs) without closing it."""
         with self.engine.begin() as conn:
-            return self._insert_deliveries(conn, delivery, follow_up, now)
+            return self.insert_deliveries(
+                conn, delivery.message_id, delivery.received_at, follow_up, now
+            )
 
     def retry_later(
         self,
@@ -377,16 +332,8 @@ class Store:
         rcpt_tos: Sequence[str] | None = None,
     ) -> None:
         """Count a failed attempt and schedule the next; ``rcpt_tos`` narrows who is left."""
-        values: dict[str, Any] = {
-            "attempts": delivery.attempts + 1,
-            "next_attempt_at": next_attempt_at,
-            "updated_at": now,
-            "last_error": error,
-        }
-        if rcpt_tos is not None:
-            values["rcpt_tos"] = json.dumps(list(rcpt_tos))
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(**values))
+            schedule_retry(conn, delivery, now, next_attempt_at, error, rcpt_tos)
 
     def queue_lengths(self) -> dict[str, int]:
         """Pending deliveries per destination domain."""

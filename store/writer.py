@@ -1,19 +1,22 @@
-"""The store's one writer thread, and group commit for the SMTP side.
+"""The store's writer threads, and group commit for the SMTP side.
 
-SQLite allows one writer at a time and every call blocks, so all store calls
-run on a single dedicated thread: the event loop never waits on disk, and
-writes never contend. ``spool`` batches: while one commit (and its fsync) is
-in flight, newly accepted messages queue up and are committed together next,
-so under load many messages share one fsync while a lone message is not
-delayed by any timer.
+Every store call blocks, so all of them run on dedicated threads: the event
+loop never waits on the database. SQLite allows one writer at a time, so
+there it is one thread and writes never contend; PostgreSQL takes writes
+side by side, so there a few threads share the work. ``spool`` batches:
+while one commit (and its fsync) is in flight, newly accepted messages queue
+up and are committed together next, so under load many messages share one
+fsync while a lone message is not delayed by any timer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from store.records import Spooled
 from store.store import Store
@@ -21,15 +24,20 @@ from store.store import Store
 P = ParamSpec("P")
 T = TypeVar("T")
 
+Write = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
+"""What a component that only writes is handed: ``StoreWriter.write``, awaited."""
+
 MAX_BATCH = 256
+POSTGRES_THREADS = 4
 
 
 class StoreWriter:
-    """Runs store calls on the writer thread; ``spool`` group-commits accepted messages."""
+    """Runs store calls on the writer threads; ``spool`` group-commits accepted messages."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailmoat-store")
+        threads = POSTGRES_THREADS if store.concurrent_writers else 1
+        self._thread = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailmoat-store")
         self._pending: list[tuple[Spooled, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -38,6 +46,10 @@ class StoreWriter:
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one transaction on a writer thread: every write goes this way."""
+        return await self.call(self.store.write, fn)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._commit_loop(), name="mailmoat-spool")

@@ -16,10 +16,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_compose_parses_and_names_existing_files() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"gateway", "prometheus", "grafana", "mailpit", "replay"} <= set(services)
+    assert {"gateway", "node-a", "node-b", "postgres", "prometheus", "grafana", "mailpit",
+            "replay"} <= set(services)  # fmt: skip
     assert {"alertmanager", "blackbox"} <= set(services)
     assert services["replay"]["profiles"] == ["replay"]
-    assert (ROOT / services["gateway"]["build"] / "Dockerfile").is_file()
+    assert (ROOT / services["node-a"]["build"] / "Dockerfile").is_file()
+    for name in ("node-a", "node-b"):  # one PostgreSQL, a name each, one link key
+        env = services[name]["environment"]
+        assert env["MAILMOAT_STORE__URL"].startswith("postgresql+psycopg://")
+        assert env["MAILMOAT_STORE__NODE"] == name
+    assert (
+        services["node-a"]["environment"]["MAILMOAT_QUARANTINE__LINK_SECRET"]
+        == (services["node-b"]["environment"]["MAILMOAT_QUARANTINE__LINK_SECRET"])
+    )
     for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]

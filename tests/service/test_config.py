@@ -70,3 +70,31 @@ def test_absolute_paths_stay_absolute(tmp_path: Path) -> None:
     config = load_config(path, environ={})
     assert config.filter.policy == policy
     assert config.filter.model == tmp_path / "rel" / "model.npz"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[store]\nurl = "mysql://db/mail"\n',
+            "store.url: Value error, must start with postgresql",
+        ),
+        ('[store]\nurl = "postgresql://db/mail"\n', "quarantine.link_secret is required"),
+        ("[store]\nlease_seconds = 0\n", "store.lease_seconds: Input should be greater than"),
+    ],
+)
+def test_store_url_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert message in str(err.value)
+
+
+def test_a_store_url_replaces_the_sqlite_path(tmp_path: Path) -> None:
+    env = {
+        "MAILMOAT_STORE__URL": "postgresql+psycopg://mailmoat@db/mailmoat",
+        "MAILMOAT_QUARANTINE__LINK_SECRET": "k" * 32,
+    }
+    assert load_config(None, environ=env).store.location == env["MAILMOAT_STORE__URL"]
+    assert load_config(None, environ={}).store.location == Path("data/mailmoat.db")

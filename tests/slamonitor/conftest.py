@@ -19,10 +19,15 @@ NOV = 1793491200.0
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    store = Store(tmp_path / "gateway.db")
-    yield store.engine
-    store.close()
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "gateway.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def engine(store: Store) -> Engine:
+    return store.engine
 
 
 def event(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -14,9 +16,18 @@ from slamonitor.periods import Month
 from slamonitor.report import build
 from slamonitor.stats import binomial_cdf, upper_bound
 from store.sla_tables import labels, windows
+from store.store import Store
 from tests.slamonitor.conftest import NOV, event, insert
 
 MONTH = Month(2026, 11)
+
+
+@pytest.fixture
+def store(store_location: Path | str) -> Iterator[Store]:
+    """These figures come from the packing query, spelled per engine: run on both."""
+    opened = Store(store_location)
+    yield opened
+    opened.close()
 
 
 def accuracy(engine: Engine, level: str) -> dict[str, object]:

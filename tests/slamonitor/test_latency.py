@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine
 
@@ -9,10 +12,19 @@ from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.report import build
 from store.sla_tables import services, windows
+from store.store import Store
 from tests.slamonitor.conftest import NOV, event, insert
 
 MONTH = Month(2026, 11)
 SETTINGS = SlaSettings()
+
+
+@pytest.fixture
+def store(store_location: Path | str) -> Iterator[Store]:
+    """These figures come from the packing query, spelled per engine: run on both."""
+    opened = Store(store_location)
+    yield opened
+    opened.close()
 
 
 def levels(engine: Engine, month: Month = MONTH, domain: str | None = None) -> dict[str, object]:

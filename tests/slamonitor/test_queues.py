@@ -18,8 +18,19 @@ from slamonitor.probe import Cause, probe_cause, smtp_probe
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
 from store.sla_tables import alerts, probes, queue_samples
 from store.sla_tables import availability as availability_table
+from store.store import Store
+from store.writer import StoreWriter
 from tests.slamonitor.conftest import NOV
 from tests.smtpsink import RecordingSink, started_sink
+
+
+@pytest.fixture
+async def writer(store: Store) -> AsyncIterator[StoreWriter]:
+    """The store's async write facade, as the gateway hands it to the SLA monitor."""
+    running = StoreWriter(store)
+    running.start()
+    yield running
+    await running.close()
 
 
 @pytest.fixture
@@ -40,12 +51,12 @@ class Clock:
 class Harness:
     """A QueueWatch on virtual time, with queue lengths and notifications the test controls."""
 
-    def __init__(self, engine: Engine, sink: RecordingSink) -> None:
+    def __init__(self, writer: StoreWriter, sink: RecordingSink) -> None:
         self.clock = Clock()
         self.queue: dict[str, int] = {}
         self.sent: list[tuple[str, str, str]] = []
         self.watch = QueueWatch(
-            engine,
+            writer.write,
             lambda: self.queue,
             {"acme.test": (sink.host, sink.port)},
             self.notify,
@@ -81,9 +92,9 @@ def test_rising_rule(lengths: tuple[int, ...], rising: bool) -> None:
 
 
 async def test_rising_queue_with_a_healthy_server_alerts_without_mail(
-    engine: Engine, sink: RecordingSink
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
 ) -> None:
-    h = Harness(engine, sink)
+    h = Harness(writer, sink)
     await h.samples(11, 12)
     assert not h.watch.firing.get((QUEUE_RISING, "acme.test"))
     await h.samples(13)
@@ -97,9 +108,9 @@ async def test_rising_queue_with_a_healthy_server_alerts_without_mail(
 
 
 async def test_server_down_is_probed_notified_once_and_resolved(
-    engine: Engine, sink: RecordingSink
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
 ) -> None:
-    h = Harness(engine, sink)
+    h = Harness(writer, sink)
     sink.stop()
     await h.samples(11, 12, 13)
     assert h.watch.firing[(SERVER_DOWN, "acme.test")] is True
@@ -123,8 +134,10 @@ async def test_server_down_is_probed_notified_once_and_resolved(
     assert oks == [False, False, False, True]
 
 
-async def test_run_loop_sleeps_between_samples(engine: Engine, sink: RecordingSink) -> None:
-    h = Harness(engine, sink)
+async def test_run_loop_sleeps_between_samples(
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
+) -> None:
+    h = Harness(writer, sink)
     h.queue["acme.test"] = 1
     slept: list[float] = []
 
@@ -141,9 +154,11 @@ async def test_run_loop_sleeps_between_samples(engine: Engine, sink: RecordingSi
         assert len(conn.execute(select(queue_samples)).all()) == 3
 
 
-async def test_availability_probe_records_up_and_down(engine: Engine, sink: RecordingSink) -> None:
+async def test_availability_probe_records_up_and_down(
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
+) -> None:
     clock = Clock()
-    probe = AvailabilityProbe(engine, sink.host, sink.port, clock=clock, timeout=5.0)
+    probe = AvailabilityProbe(writer.write, sink.host, sink.port, clock=clock, timeout=5.0)
     for _ in range(3):
         clock.now += 60
         assert await probe.probe_once() is True
