@@ -13,14 +13,16 @@ contract allows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filters.authentication import authenticate, make_lookup
 from filters.dnsbl import DnsblClient
-from filters.facts import Facts
+from filters.facts import DnsblResult, Facts
 from filters.mail import Envelope, Mail
 from filters.pipeline import evaluate
 from filters.policy import PolicyConfig, load_policy
@@ -131,6 +133,7 @@ class Classifier:
         policy = source.load()
         self.config = policy.config
         self.dnsbl = DnsblClient(policy.config.dns)
+        self.lookup = make_lookup(policy.config.dns)
         if processes == 0:
             _init_worker(source, policy)  # the thread shares this process: no second load
         self.pool = FilterPool(
@@ -138,13 +141,20 @@ class Classifier:
         )
 
     async def facts(self, raw: bytes, envelope: Envelope) -> Facts:
+        """Block-list answers and, with ``[auth] enabled``, SPF/DKIM/DMARC, concurrently."""
         zones = self.config.dnsbl
-        if not zones:
-            return Facts()
-        names: tuple[str, ...] = ()
-        if any(z.kind == "domain" for z in zones):
-            names = await self.pool.run(lookup_names, raw)
-        return Facts(dnsbl=await self.dnsbl.lookup(zones, envelope.client_ip, names))
+        checked = None
+        if self.config.auth.enabled:
+            checked = asyncio.create_task(
+                authenticate(Mail(raw, envelope), self.config.auth, self.lookup)
+            )
+        results: tuple[DnsblResult, ...] = ()
+        if zones:
+            names: tuple[str, ...] = ()
+            if any(z.kind == "domain" for z in zones):
+                names = await self.pool.run(lookup_names, raw)
+            results = await self.dnsbl.lookup(zones, envelope.client_ip, names)
+        return Facts(dnsbl=results, auth=await checked if checked is not None else None)
 
     async def classify(
         self, raw: bytes, envelope: Envelope, groups: Sequence[tuple[str, ...]], facts: Facts

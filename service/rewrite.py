@@ -44,6 +44,7 @@ def verdict_headers(verdict: Verdict, queue_id: str) -> bytes:
         pairs.append(("X-Mailmoat-Symbols", ", ".join(dict.fromkeys(verdict.symbols))))
     if verdict.category == "spam":
         pairs.append(("X-Mailmoat-Spam", "yes"))
+    pairs.extend(verdict.headers)  # Authentication-Results when [auth] is enabled
     return header_lines(pairs)
 
 
