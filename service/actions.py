@@ -139,8 +139,9 @@ def decide(
     return record, items, held
 
 
-SUSPECT_SYMBOLS = frozenset({"BLACKLIST_DNSBL"})
-"""Hits that make the envelope sender untrustworthy for DSNs (no SPF facts exist yet)."""
+SUSPECT_SYMBOLS = frozenset({"BLACKLIST_DNSBL", "SPF_FAIL", "DMARC_REJECT", "DMARC_QUARANTINE"})
+"""Hits that make the envelope sender untrustworthy for DSNs: a listed client, or a sender
+that failed SPF or DMARC ([auth]); a DSN to it would likely be backscatter."""
 
 
 def sender_suspect(verdict: Verdict) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from filters.verdict import Action, Category, Hit, Stage, Verdict, VirusFinding
 from service.actions import decide
 from store.records import Spooled
@@ -20,6 +22,16 @@ def test_mail_from_a_listed_client_gets_no_dsn_even_when_clean() -> None:
         MESSAGE, "example.test", ("bob@example.test",), Verdict(Action.DELIVER, Category.CLEAN), 0.0
     )
     assert [item.is_spam for item in items] == [False]
+
+
+@pytest.mark.parametrize("symbol", ["SPF_FAIL", "DMARC_REJECT"])
+def test_a_sender_that_failed_authentication_gets_no_dsn(symbol: str) -> None:
+    failed = Hit(symbol, Stage.HEURISTICS, "sender not authorised", 1.0)
+    _, items, _ = decide(
+        MESSAGE, "example.test", ("bob@example.test",),
+        Verdict(Action.DELIVER, Category.CLEAN, hits=(failed,)), 0.0,
+    )  # fmt: skip
+    assert [item.is_spam for item in items] == [True]
 
 
 def test_a_virus_record_names_each_signature_once() -> None:
