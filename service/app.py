@@ -111,6 +111,7 @@ class Gateway:
         self.sessions: set[SMTP] = set()
         self.smtp_port = 0
         self.http_port = 0
+        self._stopped = False
 
     async def start(self) -> None:
         config = self.config
@@ -332,7 +333,10 @@ class Gateway:
             self.upkeep.base_url = f"http://{self.config.http.host}:{self.http_port}"
 
     async def stop(self) -> None:
-        """Graceful: stop accepting, drain sessions (bounded), stop the rest in order."""
+        """Graceful: stop accepting, drain sessions (bounded), stop the rest in order; once."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.smtp.close()
         deadline = time.monotonic() + DRAIN_SECONDS
         while self.sessions and time.monotonic() < deadline:

@@ -148,12 +148,9 @@ class Store:
             ids = leases.claim_messages(conn, self.lease, now, 2**31 - 1, own=True)
             if not ids:
                 return []
-            sizes = dict(
-                conn.execute(select(messages.c.id, messages.c.size).where(messages.c.id.in_(ids)))
-                .tuples()
-                .all()
-            )
-        return [(i, int(sizes[i])) for i in ids]
+            query = select(messages.c.id, messages.c.size).where(messages.c.id.in_(ids))
+            sizes = {r.id: int(r.size) for r in conn.execute(query)}
+        return [(i, sizes[i]) for i in ids]
 
     def claim_deliveries(self, now: float, limit: int, *, own: bool = False) -> list[Delivery]:
         """Lease pending deliveries no live node is making (``own``: ours from a past run)."""

@@ -5,40 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import pytest
 
 from service.app import Gateway
+from tests.service.conftest import Start
 from tests.service.gatewayfixtures import (
     RawSession,
     eventually,
-    gateway_config,
     message,
     rows,
     send,
 )
 from tests.smtpsink import RecordingSink, self_signed_context
-
-Start = Callable[..., Awaitable[Gateway]]
-
-
-@pytest.fixture
-async def start_gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[Start]:
-    running: list[Gateway] = []
-
-    async def start(**sections: dict[str, Any]) -> Gateway:
-        gateway = Gateway(gateway_config(tmp_path, sink.port, **sections))
-        await gateway.start()
-        running.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in running:
-        await gateway.stop()
 
 
 async def _transaction(port: int, mail: bytes, rcpt: bytes) -> tuple[str, str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import httpx
@@ -15,26 +13,10 @@ import pytest
 
 from service.app import Gateway
 from store.records import DeliveryKind
-from tests.service.gatewayfixtures import POLICY, eventually, gateway_config, message, rows, send
+from tests.service.conftest import Start
+from tests.service.gatewayfixtures import POLICY, eventually, message, rows, send
 from tests.service.storefaults import WriteFault
 from tests.smtpsink import RecordingSink
-
-Start = Callable[..., Awaitable[Gateway]]
-
-
-@pytest.fixture
-async def start_gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[Start]:
-    running: list[Gateway] = []
-
-    async def start(**sections: dict[str, Any]) -> Gateway:
-        gateway = Gateway(gateway_config(tmp_path, sink.port, **sections))
-        await gateway.start()
-        running.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in running:
-        await gateway.stop()
 
 
 def assert_nothing_stuck(gateway: Gateway) -> None:

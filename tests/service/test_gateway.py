@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import email
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import httpx
 import pytest
 
 from quarantine import tokens
-from service.app import Gateway
+from tests.service.conftest import Start
 from tests.service.gatewayfixtures import (
     RawSession,
     eventually,
-    gateway_config,
     message,
     rows,
     send,
@@ -25,24 +22,6 @@ from tests.service.gatewayfixtures import (
 from tests.smtpsink import RecordingSink, self_signed_context
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-
-Start = Callable[..., Awaitable[Gateway]]
-
-
-@pytest.fixture
-async def start_gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[Start]:
-    """Start gateways on ephemeral ports (config sections as keyword overrides)."""
-    running: list[Gateway] = []
-
-    async def start(**sections: dict[str, Any]) -> Gateway:
-        gateway = Gateway(gateway_config(tmp_path, sink.port, **sections))
-        await gateway.start()
-        running.append(gateway)
-        return gateway
-
-    yield start
-    for gateway in running:
-        await gateway.stop()
 
 
 async def test_accepts_filters_and_delivers_with_trace_headers(
