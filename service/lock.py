@@ -20,14 +20,17 @@ class StoreLocked(RuntimeError):
     """Another process runs a gateway on this store."""
 
 
-def lock_path(store: Path) -> Path:
-    return store.with_name(store.name + ".lock")
+def lock_path(store: Path, node: str | None = None) -> Path:
+    """``<store>.lock``; with ``node`` (a PostgreSQL store shared by several nodes), one lock
+    per node name: two nodes may share a database, two runs of one node name may not."""
+    suffix = f".{node.replace('/', '_')}.lock" if node is not None else ".lock"
+    return store.with_name(store.name + suffix)
 
 
 @contextmanager
-def store_lock(store: Path) -> Iterator[Path]:
+def store_lock(store: Path, node: str | None = None) -> Iterator[Path]:
     """Hold the store's lock for the ``with`` block; raises ``StoreLocked`` if it is taken."""
-    path = lock_path(store)
+    path = lock_path(store, node)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

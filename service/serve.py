@@ -18,6 +18,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -67,7 +68,7 @@ def serve(config_path: Path | None, workers: int, *, train_sample_model: bool = 
             return 2
         print(f"mailmoat serve: {train_sample(model)}", flush=True)
     try:
-        with store_lock(config.store.path):
+        with store_lock(config.store.path, _lock_node(config)):
             listener = configure()
             try:
                 return _serve(config, config_path, workers)
@@ -76,6 +77,13 @@ def serve(config_path: Path | None, workers: int, *, train_sample_model: bool = 
     except StoreLocked as exc:
         print(f"mailmoat serve: {exc}", file=sys.stderr)
         return 1
+
+
+def _lock_node(config: GatewayConfig) -> str | None:
+    """The lease owner's name when nodes share a PostgreSQL store; None for a SQLite file."""
+    if config.store.url is None:
+        return None
+    return config.store.node or socket.gethostname()
 
 
 def _serve(config: GatewayConfig, config_path: Path | None, workers: int) -> int:

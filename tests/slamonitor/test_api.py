@@ -13,7 +13,6 @@ from service.problems import install_problem_handlers
 from slamonitor.api import create_router
 from store.principal import Principal
 from store.store import Store
-from store.writer import StoreWriter
 from tests.slamonitor.conftest import NOV, event, insert
 
 OPS = {"x-test-principal": "operator"}
@@ -35,15 +34,10 @@ async def principal(x_test_principal: str = Header()) -> Principal:
 async def http(store: Store) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     install_problem_handlers(app)
-    writer = StoreWriter(store)
-    writer.start()
-    app.include_router(
-        create_router(store.engine, principal, write=writer.write, clock=lambda: NOV + 3600)
-    )
+    app.include_router(create_router(store.engine, principal, clock=lambda: NOV + 3600))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sla") as client:
         yield client
-    await writer.close()
 
 
 def assert_problem(response: httpx.Response, status: int) -> None:

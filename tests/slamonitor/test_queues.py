@@ -172,9 +172,9 @@ async def test_availability_probe_records_up_and_down(
 
 
 async def test_a_refusing_server_proposes_a_customer_fault_until_it_answers(
-    engine: Engine, sink: RecordingSink
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
 ) -> None:
-    h = Harness(engine, sink)
+    h = Harness(writer, sink)
     sink.stop()
     await h.samples(11, 12, 13)  # third sample: rising, probed, refused
     failed_at = h.clock.now
@@ -192,8 +192,10 @@ async def test_a_refusing_server_proposes_a_customer_fault_until_it_answers(
     assert closed.end_at == failed_at + 60 and closed.state == State.PROPOSED
 
 
-async def test_a_healthy_server_proposes_nothing(engine: Engine, sink: RecordingSink) -> None:
-    h = Harness(engine, sink)
+async def test_a_healthy_server_proposes_nothing(
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
+) -> None:
+    h = Harness(writer, sink)
     await h.samples(11, 12, 13, 14)
     with engine.connect() as conn:
         assert faults.listing(conn, None, None) == []
@@ -217,12 +219,12 @@ async def test_probe_failures_are_classified(sink: RecordingSink) -> None:
 
 
 async def test_a_restarted_watch_goes_on_with_the_open_proposal(
-    engine: Engine, sink: RecordingSink
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
 ) -> None:
-    h = Harness(engine, sink)
+    h = Harness(writer, sink)
     sink.stop()
     await h.samples(11, 12, 13)
-    restarted = Harness(engine, sink)  # a new process: nothing in memory
+    restarted = Harness(writer, sink)  # a new process: nothing in memory
     restarted.clock.now = h.clock.now
     await restarted.samples(14, 15, 16)
     with engine.connect() as conn:
