@@ -69,6 +69,10 @@ def render(engine: Engine, due: Due, settings: SlaSettings, now: float) -> tuple
     return subject, f"{subject}\n\n{body}\n\nFull figures over the REST API: GET {more}\n"
 
 
+RETRY_SECONDS = 5.0
+"""How soon a report that failed to go out is tried again."""
+
+
 class ReportMailer:
     """Every ``reports.check_seconds``, mails the reports that are due; ``contacts`` maps a
     customer domain to the address its reports go to."""
@@ -89,6 +93,7 @@ class ReportMailer:
         self.send = send
         self.clock = clock
         self.sleep = sleeper
+        self.failed = 0
 
     def _sent(self) -> set[tuple[str, str, str]]:
         columns = (report_mailings.c.kind, report_mailings.c.domain, report_mailings.c.label)
@@ -112,6 +117,7 @@ class ReportMailer:
         if due:
             await asyncio.to_thread(catch_up, self.engine, self.settings.timezone)
         done = 0
+        self.failed = 0
         for report in due:
             try:
                 subject, body = await asyncio.to_thread(
@@ -120,13 +126,15 @@ class ReportMailer:
                 await self.send(report.recipient, subject, body)
                 await asyncio.to_thread(self._record, report, now)
             except Exception:
-                log.exception("report %s not mailed; trying again later", report.key)
+                log.exception("report %s not mailed; trying again soon", report.key)
+                self.failed += 1
                 continue
             done += 1
         return done
 
     async def run(self) -> None:
-        """Check until cancelled."""
+        """Check until cancelled; after a failed report (a busy store, say) check again soon."""
         while True:
             await self.send_due()
-            await self.sleep(self.settings.reports.check_seconds)
+            wait = self.settings.reports.check_seconds
+            await self.sleep(min(wait, RETRY_SECONDS) if self.failed else wait)
