@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from result_file import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {1_000_000: (60.0, 4096.0), 10_000_000: (600.0, 4096.0)}
@@ -129,13 +129,8 @@ def main() -> None:
         "domains": DOMAINS,
         "corpus": args.corpus,
         "runs": runs,
-        "machine": f"{platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ are added so every code path of the report runs.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from result_file import write_result
 
 from slamonitor.cli import write_report
 from slamonitor.config import SlaSettings
@@ -119,13 +118,8 @@ def main() -> None:
         "met": seconds < TARGET_SECONDS and peak_mb < TARGET_MB,
         "html_bytes": html_bytes,
         "report_events": events,
-        "machine": f"{platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ report-time read of the folded table.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from result_file import write_result
 from sqlalchemy import text
 
 from slamonitor import usage
@@ -100,13 +98,8 @@ def main() -> None:
         "report_read_seconds": round(read_seconds, 4),
         "read_vs_join": round(read_seconds / join_seconds, 5),
         "distinct_recipients": sum(counts.values()),
-        "machine": f"{platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
