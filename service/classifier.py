@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,22 @@ from service.filterpool import FilterPool
 log = logging.getLogger("mailmoat.filter")
 
 RELOAD_CHECK_SECONDS = 5.0
+
+
+Stamp = tuple[tuple[str, float, int], ...]
+"""Each policy file's path, mtime and size: a change means the policy may have changed."""
+
+
+def stamp_of(paths: Iterable[Path]) -> Stamp:
+    """The files' stamps; a missing file stamps as (-1, -1) so its return is a change too."""
+    out = []
+    for path in paths:
+        try:
+            st = path.stat()
+            out.append((str(path), st.st_mtime, st.st_size))
+        except OSError:
+            out.append((str(path), -1.0, -1))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -64,15 +80,8 @@ class _Holder:
         self.stamp = self._stamp()
         self.checked = time.monotonic()
 
-    def _stamp(self) -> tuple[tuple[str, float, int], ...]:
-        out = []
-        for path in self.source.files(self.policy.config):
-            try:
-                st = path.stat()
-                out.append((str(path), st.st_mtime, st.st_size))
-            except OSError:
-                out.append((str(path), -1.0, -1))
-        return tuple(out)
+    def _stamp(self) -> Stamp:
+        return stamp_of(self.source.files(self.policy.config))
 
     def current(self) -> Policy:
         now = time.monotonic()

@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from filters.policy import PolicyConfig
-from service.classifier import PolicySource
+from service.classifier import PolicySource, Stamp, stamp_of
 
 log = logging.getLogger(__name__)
-
-Stamp = tuple[tuple[str, float, int], ...]
 
 
 class PolicyStatus:
@@ -39,14 +37,7 @@ class PolicyStatus:
         self._lock = threading.Lock()
 
     def _read_stamp(self) -> Stamp:
-        out = []
-        for path in self._files:
-            try:
-                st = path.stat()
-                out.append((str(path), st.st_mtime, st.st_size))
-            except OSError:
-                out.append((str(path), -1.0, -1))
-        return tuple(out)
+        return stamp_of(self._files)
 
     def check(self) -> None:
         """Load the files once if they changed since the last check; remember the outcome."""
