@@ -18,7 +18,6 @@ import asyncio
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from service.config import GatewayConfig, load_config
 from service.firstrun import missing_model_hint, model_path, train_sample
 from service.lock import StoreLocked, store_lock
 from service.logs import configure
+from store.leases import node_or_host
 from store.store import Store
 
 
@@ -83,7 +83,7 @@ def _lock_node(config: GatewayConfig) -> str | None:
     """The lease owner's name when nodes share a PostgreSQL store; None for a SQLite file."""
     if config.store.url is None:
         return None
-    return config.store.node or socket.gethostname()
+    return node_or_host(config.store.node)
 
 
 def _serve(config: GatewayConfig, config_path: Path | None, workers: int) -> int:

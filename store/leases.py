@@ -41,13 +41,18 @@ class Job(StrEnum):
     DIGESTS = "digests"
 
 
+def node_or_host(node: str | None) -> str:
+    """The configured node name, else this host's name."""
+    return node or socket.gethostname()
+
+
 def node_name(worker: int = 0, node: str | None = None) -> str:
     """A stable lease owner: the configured node name (else the host name) and the worker.
 
     Stable, so a node restarting after a crash takes its own work back at once
     instead of waiting for its old leases to run out.
     """
-    return f"{node or socket.gethostname()}/{worker}"
+    return f"{node_or_host(node)}/{worker}"
 
 
 @dataclass(frozen=True)
