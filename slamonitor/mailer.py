@@ -135,6 +135,10 @@ class ReportMailer:
     async def run(self) -> None:
         """Check until cancelled; after a failed report (a busy store, say) check again soon."""
         while True:
-            await self.send_due()
+            try:
+                await self.send_due()
+            except Exception:  # the store busy while usage catches up: the task must not die
+                log.exception("checking for due reports failed; trying again soon")
+                self.failed += 1
             wait = self.settings.reports.check_seconds
             await self.sleep(min(wait, RETRY_SECONDS) if self.failed else wait)

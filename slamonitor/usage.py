@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Mapping
 
 from sqlalchemy import Connection, Engine, func, insert, select
@@ -26,6 +27,8 @@ from slamonitor.periods import Month
 from slamonitor.probe import Sleep, sleep
 from store.schema import events, messages
 from store.sla_tables import usage_progress, usage_recipients
+
+log = logging.getLogger("mailmoat.sla.usage")
 
 BANDS = (5, 10, 20, 50)
 BATCH = 20_000
@@ -88,7 +91,10 @@ def catch_up(engine: Engine, tz: str, batch: int = BATCH) -> int:
 async def track(engine: Engine, tz: str, interval: float = 300.0, sleeper: Sleep = sleep) -> None:
     """Keep the recipients table current until cancelled (the gateway runs this)."""
     while True:
-        await asyncio.to_thread(catch_up, engine, tz)
+        try:
+            await asyncio.to_thread(catch_up, engine, tz)
+        except Exception:  # a busy or failing store: the next round catches up, the task lives
+            log.exception("usage catch-up failed; next try in %.0f s", interval)
         await sleeper(interval)
 
 
