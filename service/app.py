@@ -138,6 +138,7 @@ class Gateway:
             zones=[z.zone for z in self.classifier.config.dnsbl],
             queue_lengths=queue_lengths,
         )
+        self.writer.timed = self.metrics.store_commit
         self.outbound = DeliveryQueue(
             self.writer,
             Router(config.routes(), self.resolver),

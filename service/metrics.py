@@ -76,6 +76,51 @@ class AttemptResult(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class AttemptReason(enum.StrEnum):
+    """Why a delivery attempt ended as it did; the ``reason`` label of delivery attempts.
+
+    The same split postfix_exporter gives operators: was the next hop unknown,
+    unreachable, or did it answer and refuse?
+    """
+
+    OK = "ok"
+    NO_ROUTE = "no_route"  # no MX or route for the domain, for good
+    ROUTE_UNAVAILABLE = "route_unavailable"  # the route lookup failed for now (DNS)
+    CONNECTION = "connection"  # no SMTP reply: refused, timed out, TLS or protocol failure
+    REPLY = "reply"  # the next hop answered with a 4xx or 5xx reply
+    LOCAL = "local"  # our own error (an address we cannot send, an unexpected exception)
+    MAX_AGE = "max_age"  # retried for the whole retry period
+
+
+REASONS_BY_RESULT: dict[AttemptResult, tuple[AttemptReason, ...]] = {
+    AttemptResult.DELIVERED: (AttemptReason.OK,),
+    AttemptResult.DEFERRED: (
+        AttemptReason.ROUTE_UNAVAILABLE,
+        AttemptReason.CONNECTION,
+        AttemptReason.REPLY,
+        AttemptReason.LOCAL,
+    ),
+    AttemptResult.BOUNCED: (
+        AttemptReason.NO_ROUTE,
+        AttemptReason.CONNECTION,
+        AttemptReason.REPLY,
+        AttemptReason.LOCAL,
+    ),
+    AttemptResult.EXPIRED: (AttemptReason.MAX_AGE,),
+}
+"""The label pairs that can occur; each starts at zero so ``rate()`` works from the start."""
+
+STORE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Seconds; a commit (with its fsync) takes milliseconds on a healthy disk."""
+
+
+class StoreOp(enum.StrEnum):
+    """The ``op`` label of store commit durations."""
+
+    SPOOL = "spool"  # the group commit of accepted messages before their 250
+    WRITE = "write"  # every other transaction: verdicts, deliveries, quarantine, reports
+
+
 class FilterStage(enum.StrEnum):
     """The timed steps of filtering one message; the ``stage`` label of stage durations."""
 
@@ -240,8 +285,8 @@ class GatewayMetrics:
         )
         self._attempts = counter(
             "delivery_attempts",
-            "Delivery attempts of every kind (mail, copies, DSNs, notices) by result.",
-            ["domain", "result"],
+            "Delivery attempts of every kind (mail, copies, DSNs, notices) by result and reason.",
+            ["domain", "result", "reason"],
         )
         self._verdicts = counter("verdicts", "Filter verdicts.", ["action", "category"])
         self._filter_restarts = counter(
@@ -288,6 +333,13 @@ class GatewayMetrics:
             buckets=DNS_BUCKETS,
             registry=registry,
         )
+        self._store_seconds = Histogram(
+            "mailmoat_store_commit_duration_seconds",
+            "Time one store transaction took on its writer thread, commit and fsync included.",
+            ["op"],
+            buckets=STORE_BUCKETS,
+            registry=registry,
+        )
         self._sessions = Gauge(
             "mailmoat_smtp_sessions_open",
             "SMTP sessions currently open.",
@@ -306,8 +358,9 @@ class GatewayMetrics:
         for domain in self._domains:
             for family in (self._delivered, self._deferred, self._bounced, self._expired):
                 family.labels(domain)
-            for result in AttemptResult:
-                self._attempts.labels(domain, result.value)
+            for result, why in REASONS_BY_RESULT.items():
+                for each in why:
+                    self._attempts.labels(domain, result.value, each.value)
         for zone in self._zones:
             self._dns_failures.labels(zone)
             self._dns_seconds.labels(zone)
@@ -315,6 +368,8 @@ class GatewayMetrics:
                 self._dns_lookups.labels(zone, status.value)
         for stage in FilterStage:
             self._stage_seconds.labels(stage.value)
+        for op in StoreOp:
+            self._store_seconds.labels(op.value)
         for category in (Category.SPAM, Category.VIRUS, Category.CONTENT):
             self._releases.labels(category.value)
 
@@ -353,9 +408,9 @@ class GatewayMetrics:
         """Time the I/O step before deciding took (all block-list lookups, concurrently)."""
         self._stage_seconds.labels(FilterStage.ENRICH.value).observe(seconds)
 
-    def attempt(self, domain: str, result: AttemptResult) -> None:
+    def attempt(self, domain: str, result: AttemptResult, reason: AttemptReason) -> None:
         """One delivery attempt of any kind; ``delivered`` etc. count the SLA's messages."""
-        self._attempts.labels(self._domain(domain), result.value).inc()
+        self._attempts.labels(self._domain(domain), result.value, reason.value).inc()
 
     def filter_restarted(self) -> None:
         self._filter_restarts.inc()
@@ -367,17 +422,22 @@ class GatewayMetrics:
         self._delivered.labels(self._domain(domain)).inc()
         self._end_to_end_seconds.observe(end_to_end_seconds)
 
-    def deferred(self, domain: str) -> None:
+    def deferred(self, domain: str, reason: AttemptReason) -> None:
         self._deferred.labels(self._domain(domain)).inc()
-        self.attempt(domain, AttemptResult.DEFERRED)
+        self.attempt(domain, AttemptResult.DEFERRED, reason)
 
-    def bounced(self, domain: str) -> None:
+    def bounced(self, domain: str, reason: AttemptReason) -> None:
         self._bounced.labels(self._domain(domain)).inc()
-        self.attempt(domain, AttemptResult.BOUNCED)
+        self.attempt(domain, AttemptResult.BOUNCED, reason)
 
     def expired(self, domain: str) -> None:
         self._expired.labels(self._domain(domain)).inc()
-        self.attempt(domain, AttemptResult.EXPIRED)
+        self.attempt(domain, AttemptResult.EXPIRED, AttemptReason.MAX_AGE)
+
+    def store_commit(self, op: str, seconds: float) -> None:
+        """One store transaction's time (``StoreWriter.timed``); unknown ops fold."""
+        label = op if op in {o.value for o in StoreOp} else FOLDED
+        self._store_seconds.labels(label).observe(seconds)
 
     def released(self, category: str) -> None:
         label = category if category in {c.value for c in Category} else FOLDED

@@ -28,9 +28,10 @@ from datetime import UTC, datetime
 
 from filters.lists import domain_of
 from service.config import DeliveryConfig
-from service.delivery import SessionPool, deliver
+from service.deferrals import DeferralSummary
+from service.delivery import UTF8_REQUIRED, SessionPool, deliver
 from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
-from service.metrics import AttemptResult, GatewayMetrics
+from service.metrics import AttemptReason, AttemptResult, GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
 from service.storeretry import until_stored
@@ -67,6 +68,7 @@ class DeliveryQueue:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self.sessions = SessionPool()
+        self.deferrals = DeferralSummary(clock)
 
     # --- queue state ----------------------------------------------------------------
 
@@ -124,9 +126,11 @@ class DeliveryQueue:
         failures = [Failure(_printable(r), status, NO_REPLY, reason) for r in rcpts]
         try:
             if permanent:
-                await self._fail(delivery, b"", failures, DeliveryState.BOUNCED)
+                await self._fail(
+                    delivery, b"", failures, DeliveryState.BOUNCED, AttemptReason.LOCAL
+                )
             else:
-                await self._defer(delivery, b"", failures)
+                await self._defer(delivery, b"", failures, AttemptReason.LOCAL)
         except Exception:  # even the bookkeeping failed: try again later, from memory
             log.exception("delivery %s: could not record the failure", delivery.id)
             due = self.clock() + self.config.retry_cap
@@ -147,11 +151,13 @@ class DeliveryQueue:
             routes = await self.router.routes(item.domain)
         except NoRoute as exc:
             failures = [Failure(r, "5.1.2", NO_REPLY, str(exc)) for r in item.rcpt_tos]
-            await self._fail(delivery, data, failures, DeliveryState.BOUNCED)
+            await self._fail(
+                delivery, data, failures, DeliveryState.BOUNCED, AttemptReason.NO_ROUTE
+            )
             return
         except RouteUnavailable as exc:
             temporary = [Failure(r, "4.4.3", NO_REPLY, str(exc)) for r in item.rcpt_tos]
-            await self._defer(delivery, data, temporary)
+            await self._defer(delivery, data, temporary, AttemptReason.ROUTE_UNAVAILABLE)
             return
         outcome = await deliver(
             routes,
@@ -168,17 +174,18 @@ class DeliveryQueue:
         if temporary:
             if permanent:
                 await self._notify(delivery, data, permanent)
-            await self._defer(delivery, data, temporary)
+            await self._defer(delivery, data, temporary, _reason(temporary))
         elif permanent:
             state = DeliveryState.DELIVERED if outcome.delivered else DeliveryState.BOUNCED
-            await self._fail(delivery, data, permanent, state)
+            await self._fail(delivery, data, permanent, state, _reason(permanent))
         else:
             await until_stored(
                 self.writer, self.writer.store.finish_delivery, delivery,
                 DeliveryState.DELIVERED, self.clock(),
             )  # fmt: skip
             self._done(delivery)
-            self.metrics.attempt(item.domain, AttemptResult.DELIVERED)
+            self.metrics.attempt(item.domain, AttemptResult.DELIVERED, AttemptReason.OK)
+            self.deferrals.tick()
             log.debug(
                 "delivered",
                 extra={
@@ -189,14 +196,23 @@ class DeliveryQueue:
                 },
             )
 
-    async def _defer(self, delivery: Delivery, data: bytes, temporary: Sequence[Failure]) -> None:
+    async def _defer(
+        self,
+        delivery: Delivery,
+        data: bytes,
+        temporary: Sequence[Failure],
+        reason: AttemptReason,
+    ) -> None:
         now = self.clock()
         error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in temporary))
         if backoff.expired(delivery.created_at, now, self.config.max_age):
             self.metrics.expired(delivery.item.domain)
-            await self._fail(delivery, data, temporary, DeliveryState.EXPIRED)
+            await self._fail(
+                delivery, data, temporary, DeliveryState.EXPIRED, AttemptReason.MAX_AGE
+            )
             return
-        self.metrics.deferred(delivery.item.domain)
+        self.metrics.deferred(delivery.item.domain, reason)
+        self.deferrals.note(delivery.item.domain, reason)
         attempts = delivery.attempts + 1
         delay = backoff.next_delay(attempts, base=self.config.retry_base, cap=self.config.retry_cap)
         left = tuple(f.recipient for f in temporary)
@@ -213,7 +229,7 @@ class DeliveryQueue:
         heapq.heappush(self._heap, (again.next_attempt_at, again.id, again))
         self._wake.set()
         # Debug: a stuck downstream defers every message every retry (thousands of lines);
-        # the attempts counter and the queue-age alert tell operators, one line per message.
+        # ``deferrals`` sums them in one info line a minute, beside the attempts counter.
         log.debug(
             "deferred",
             extra={
@@ -225,10 +241,16 @@ class DeliveryQueue:
         )
 
     async def _fail(
-        self, delivery: Delivery, data: bytes, failures: Sequence[Failure], state: DeliveryState
+        self,
+        delivery: Delivery,
+        data: bytes,
+        failures: Sequence[Failure],
+        state: DeliveryState,
+        reason: AttemptReason,
     ) -> None:
         if state is DeliveryState.BOUNCED:
-            self.metrics.bounced(delivery.item.domain)
+            self.metrics.bounced(delivery.item.domain, reason)
+        self.deferrals.tick()
         error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures))
         follow_up = self._dsn(delivery, data, failures)
         created = await until_stored(
@@ -280,8 +302,15 @@ class DeliveryQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.sessions.close()
+        self.deferrals.flush()
 
 
 def _printable(text: str) -> str:
     """``text`` with undecodable bytes (lone surrogates) escaped, so it can be stored."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _reason(failures: Sequence[Failure]) -> AttemptReason:
+    """``reply`` when the next hop answered (a reply code, or an EHLO without SMTPUTF8)."""
+    answered = any(f.code != NO_REPLY or f.status == UTF8_REQUIRED for f in failures)
+    return AttemptReason.REPLY if answered else AttemptReason.CONNECTION

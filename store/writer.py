@@ -12,8 +12,10 @@ fsync while a lone message is not delayed by any timer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -26,6 +28,9 @@ T = TypeVar("T")
 
 Write = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 """What a component that only writes is handed: ``StoreWriter.write``, awaited."""
+
+Timed = Callable[[str, float], None]
+"""Told how long each store call took on its thread: ``(op, seconds)``; op is spool or write."""
 
 MAX_BATCH = 256
 POSTGRES_THREADS = 4
@@ -42,10 +47,25 @@ class StoreWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
+        self.timed: Timed | None = None
+        """Set by the gateway to its commit-latency histogram; tests leave it unset."""
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+        return await self._run("write", lambda: fn(*args, **kwargs))
+
+    async def _run(self, op: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on a writer thread, timing it there (the transaction, not the wait for a
+        thread: a slow disk shows as slow commits, a busy gateway as queued work)."""
+
+        def timed() -> T:
+            start = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                if self.timed is not None:
+                    self.timed(op, time.perf_counter() - start)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, timed)
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction on a writer thread: every write goes this way."""
@@ -72,7 +92,7 @@ class StoreWriter:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
-                    await self.call(self.store.spool, [m for m, _ in batch])
+                    await self._run("spool", partial(self.store.spool, [m for m, _ in batch]))
                 except Exception as exc:  # every waiter must learn the outcome, not hang
                     for _, future in batch:
                         if not future.done():

@@ -162,6 +162,15 @@ async def test_downstream_down_then_up_delivers_after_retry(
     assert got.rcpt_tos == ("bob@example.test",)
     await eventually(lambda: rows(db, "SELECT state FROM deliveries") == [("delivered",)])
     assert gateway.outbound.lengths() == {}
+    attempts = "mailmoat_delivery_attempts_total"
+    example = {"domain": "example.test"}
+    sample = gateway.registry.get_sample_value
+    assert (sample(attempts, {**example, "result": "deferred", "reason": "connection"}) or 0) >= 1
+    assert sample(attempts, {**example, "result": "deferred", "reason": "reply"}) == 0
+    assert sample(attempts, {**example, "result": "delivered", "reason": "ok"}) == 1
+    # Every store transaction is timed on its writer thread: the spool before the 250 too.
+    assert (sample("mailmoat_store_commit_duration_seconds_count", {"op": "spool"}) or 0) >= 1
+    assert (sample("mailmoat_store_commit_duration_seconds_count", {"op": "write"}) or 0) >= 1
 
 
 async def test_permanent_failure_sends_a_dsn(start_gateway: Start, sink: RecordingSink) -> None:
@@ -177,6 +186,23 @@ async def test_permanent_failure_sends_a_dsn(start_gateway: Start, sink: Recordi
     db = gateway.config.store.path
     query = "SELECT kind, state FROM deliveries ORDER BY id"
     await eventually(lambda: rows(db, query) == [("deliver", "bounced"), ("dsn", "delivered")])
+    bounced = {"domain": "example.test", "result": "bounced", "reason": "reply"}
+    assert gateway.registry.get_sample_value("mailmoat_delivery_attempts_total", bounced) == 1
+
+
+async def test_a_4xx_reply_is_deferred_with_reason_reply(
+    start_gateway: Start, sink: RecordingSink
+) -> None:
+    sink.reply_at_rcpt("451 4.3.0 try later", ["bob@example.test"])
+    gateway = await start_gateway()
+    await send(gateway.smtp_port, message())
+    deferred = {"domain": "example.test", "result": "deferred", "reason": "reply"}
+
+    def counted() -> bool:
+        found = gateway.registry.get_sample_value("mailmoat_delivery_attempts_total", deferred)
+        return (found or 0) >= 1
+
+    await eventually(counted)
 
 
 async def test_spam_bounce_gets_no_dsn(start_gateway: Start, sink: RecordingSink) -> None:

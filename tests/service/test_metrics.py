@@ -19,6 +19,7 @@ from filters.verdict import Action, Category, Hit, Stage, Verdict
 from service.metrics import (
     FOLDED,
     MAX_SYMBOLS,
+    AttemptReason,
     AttemptResult,
     GatewayMetrics,
     RejectReason,
@@ -67,8 +68,8 @@ def test_message_counters(registry: CollectorRegistry, metrics: GatewayMetrics) 
     metrics.received()
     metrics.accepted()
     metrics.rejected(RejectReason.RELAY_DENIED)
-    metrics.deferred("example.test")
-    metrics.bounced("customer.test")
+    metrics.deferred("example.test", AttemptReason.CONNECTION)
+    metrics.bounced("customer.test", AttemptReason.REPLY)
     metrics.expired("example.test")
     assert value(registry, "mailmoat_messages_received_total") == 2
     assert value(registry, "mailmoat_messages_accepted_total") == 1
@@ -79,11 +80,13 @@ def test_message_counters(registry: CollectorRegistry, metrics: GatewayMetrics) 
     assert value(registry, "mailmoat_messages_expired_total", domain="example.test") == 1
     assert value(registry, "mailmoat_messages_delivered_total", domain="customer.test") == 0
     attempts = "mailmoat_delivery_attempts_total"
-    metrics.attempt("example.test", AttemptResult.DELIVERED)
-    assert value(registry, attempts, domain="example.test", result="deferred") == 1
-    assert value(registry, attempts, domain="example.test", result="expired") == 1
-    assert value(registry, attempts, domain="example.test", result="delivered") == 1
-    assert value(registry, attempts, domain="customer.test", result="bounced") == 1
+    metrics.attempt("example.test", AttemptResult.DELIVERED, AttemptReason.OK)
+    example = {"domain": "example.test"}
+    assert value(registry, attempts, **example, result="deferred", reason="connection") == 1
+    assert value(registry, attempts, **example, result="deferred", reason="reply") == 0
+    assert value(registry, attempts, **example, result="expired", reason="max_age") == 1
+    assert value(registry, attempts, **example, result="delivered", reason="ok") == 1
+    assert value(registry, attempts, domain="customer.test", result="bounced", reason="reply") == 1
     metrics.released("spam")
     metrics.released("no such category")
     assert value(registry, "mailmoat_quarantine_releases_total", category="spam") == 1
@@ -141,7 +144,7 @@ def test_unknown_domains_fold(
     registry: CollectorRegistry, metrics: GatewayMetrics, domain: str
 ) -> None:
     metrics.delivered(domain, 1.0)
-    metrics.deferred(domain)
+    metrics.deferred(domain, AttemptReason.REPLY)
     assert value(registry, "mailmoat_messages_delivered_total", domain=FOLDED) == 1
     assert value(registry, "mailmoat_messages_deferred_total", domain=FOLDED) == 1
     assert value(registry, "mailmoat_messages_delivered_total", domain=domain) is None

@@ -33,6 +33,7 @@ GATEWAY_SERIES = {
     "mailmoat_quarantine_releases_total",
     "mailmoat_smtp_sessions_open",
     "mailmoat_policy_valid",
+    "mailmoat_store_commit_duration_seconds_bucket",
 }
 """Series the gateway, Prometheus or the blackbox exporter export (the integration test
 checks each query returns data from a real Prometheus)."""
