@@ -88,6 +88,10 @@ def blocks(metrics: Path, tsdb: Path) -> None:
         raise AlertsUnavailable(f"promtool create-blocks-from: {done.stderr.strip()}")
 
 
+READY_SECONDS = 300.0
+"""How long Prometheus may take to open the blocks and answer ``/-/ready``."""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,7 +114,10 @@ def prometheus(tsdb: Path, scratch: Path) -> Iterator[str]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
+        # Loading a month of blocks is quick on a quiet machine; a loaded one (CI beside other
+        # work) can take minutes, and giving up early would fail a correct month.
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AlertsUnavailable(f"prometheus exited: {log.read_text().strip()}")
             try:
@@ -120,7 +127,7 @@ def prometheus(tsdb: Path, scratch: Path) -> Iterator[str]:
             except OSError:
                 time.sleep(0.1)
         else:
-            raise AlertsUnavailable("prometheus did not become ready in 60 s")
+            raise AlertsUnavailable(f"prometheus did not become ready in {READY_SECONDS:.0f} s")
         yield url
     finally:
         process.terminate()

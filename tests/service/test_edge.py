@@ -123,6 +123,8 @@ async def test_sessions_per_client_are_limited_with_421(start_gateway: Start) ->
     assert await reader.read() == b""  # closed by the gateway
     writer.close()
     await held[0].close()
+    # The slot frees when the gateway sees the close, not when the client sends it.
+    await eventually(lambda: len(gateway.sessions) < 2)
     again = await RawSession.open(gateway.smtp_port)  # a slot is free again
     await again.close()
     await held[1].close()
