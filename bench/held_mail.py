@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import sqlite3
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
 import httpx
 import numpy as np
+from result_file import write_result
 
 from loadtest.sink import TraceSink
 from quarantine import tokens
@@ -43,19 +41,22 @@ def fill(db: Path, n: int, now: float) -> None:
         for start in range(0, n, 10_000):
             ids = range(start, min(n, start + 10_000))
             conn.executemany(
-                "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO messages (id, received_at, client_ip, helo, mail_from, rcpt_tos,"
+                " size, raw, state, worker) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(f"M{i}", now - i, "192.0.2.1", "h", "x@spammer.example",
                   f'["u{i % 500}@example.test"]', 80, BODY.replace(b"{n}", str(i).encode()),
                   "filtered", 0) for i in ids],
             )  # fmt: skip
             conn.executemany(
-                "INSERT INTO quarantine VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO quarantine (id, message_id, domain, mail_from, rcpt_tos, category,"
+                " never_release, score, hits, quarantined_at, expires_at, state, subject, size,"
+                " viruses) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(f"Q{i:06d}", f"M{i}", "example.test", "x@spammer.example",
                   f'["u{i % 500}@example.test"]', "spam", 0, 9.5, "[]", now - i,
                   now + 14 * 86400, "held", f"offer {i}", 80, "[]") for i in ids],
             )  # fmt: skip
             conn.executemany(
-                "INSERT INTO held_recipients VALUES (?,?,?)",
+                "INSERT INTO held_recipients (held_id, address, domain) VALUES (?,?,?)",
                 [(f"Q{i:06d}", f"u{i % 500}@example.test", "example.test") for i in ids],
             )
     conn.close()
@@ -181,11 +182,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/quarantine.json")
     args = parser.parse_args()
     result = asyncio.run(run(args.messages, args.calls))
-    report = {"benchmark": "quarantine", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": {"python": platform.python_version(), "cpus": 2}, **result}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, {"benchmark": "quarantine", **result})
 
 
 if __name__ == "__main__":

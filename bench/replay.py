@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from e2e_servers import ensure_postfix, smtp_sink, smtp_source
+from result_file import write_result
 from rich.console import Console
 from rich.table import Table
 
@@ -99,13 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ratio = round(replay_rate / source_rate, 3)
     return {
         "benchmark": "replay",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "note": "client and smtp-sink share these cores",
-        },
+        "note": "client and smtp-sink share the machine's cores",
         "server": "postfix smtp-sink on 127.0.0.1",
         "corpus": str(args.corpus),
         "messages_per_round": args.count,
@@ -139,8 +131,7 @@ def main() -> None:
     met = "met" if result["target"]["met"] else "NOT met"
     table.add_row("ratio", f"{result['ratio']:.2f} (target {TARGET_RATIO:.2f}: {met})")
     console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, echo=False)
     console.print(f"written to {args.out}")
 
 
