@@ -21,10 +21,11 @@ import json
 import logging
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 
 from slamonitor.periods import Month
 from slamonitor.probe import Sleep, sleep
+from store.engines import insert_new
 from store.schema import events, messages
 from store.sla_tables import usage_progress, usage_recipients
 
@@ -66,7 +67,7 @@ def _fold(conn: Connection, tz: str, batch: int) -> int:
                 seen.add((label, domain, address))
     if seen:
         conn.execute(
-            insert(usage_recipients).prefix_with("OR IGNORE"),
+            insert_new(conn, usage_recipients),
             [{"month": m, "domain": d, "address": a} for m, d, a in seen],
         )
     newest = rows[-1][0]

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.sql.dml import Insert
 
 POSTGRES_POOL = 16  # connections per engine: writer threads, readers and the HTTP API
 MIGRATION_LOCK = 0x6D61696C  # pg_advisory_xact_lock key: nodes starting together migrate once
@@ -78,6 +80,17 @@ def open_engines(location: Path | str) -> Engines:
     engine = create_engine(url, connect_args={"options": "-c synchronous_commit=off"}, **options)
     durable = create_engine(url, **options)
     return Engines(engine, durable, concurrent_writers=True)
+
+
+def insert_new(conn: Connection, table: Table) -> Insert:
+    """An INSERT that skips rows whose key is already there, in the connection's dialect.
+
+    Both engines spell it ``ON CONFLICT DO NOTHING``, but SQLAlchemy builds it
+    from the dialect's own ``insert``; a plain ``INSERT OR IGNORE`` is SQLite only.
+    """
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def lock_for_migration(conn: Connection) -> None:

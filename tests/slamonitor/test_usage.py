@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -12,7 +14,16 @@ from slamonitor import usage
 from slamonitor.periods import Month
 from store.schema import messages
 from store.sla_tables import usage_recipients
+from store.store import Store
 from tests.slamonitor.conftest import NOV, event, insert
+
+
+@pytest.fixture
+def store(store_location: Path | str) -> Iterator[Store]:
+    """Folding skips addresses already counted, spelled per engine: run on both."""
+    opened = Store(store_location)
+    yield opened
+    opened.close()
 
 
 def spool(engine: Engine, message_id: str, at: float, rcpts: list[str]) -> None:
