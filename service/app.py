@@ -189,6 +189,9 @@ class Gateway:
             retry_delay=config.filter.retry_delay,
             max_backlog_messages=config.filter.backlog_messages,
             max_backlog_bytes=config.filter.backlog_bytes,
+            full_retry=config.filter.quarantine_full_retry,
+            alert_settings=lambda domain: config.domains.get(domain, DomainConfig()).alerts,
+            hostname=config.smtp.hostname,
         )
         self.takeover = Takeover(
             self.writer,

@@ -8,6 +8,7 @@ sets ``[smtp] port``; values are read as TOML scalars (``2600``, ``true``,
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib.resources import files
@@ -27,9 +28,11 @@ from filters.policy import PolicyError, beside, format_validation_errors, read_d
 from loadtest.relaytest_api import RelayTestSettings
 from quarantine.config import QuarantineConfig
 from service.http import MetricsAuth
+from service.virus_alerts import AlertSettings, AlertTo
 from slamonitor.config import SlaSettings
 
 ENV_PREFIX = "MAILMOAT_"
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
 EXAMPLE = Path(str(files("mailmoat_examples").joinpath("gateway.toml")))
 """The shipped example config (``examples/`` in the source tree, package data when installed)."""
 DEFAULT_MODEL = Path("data/model.npz")
@@ -117,6 +120,9 @@ class FilterConfig(_Section):
         3, ge=1, description="failed filterings before a message is held as unscanned"
     )
     retry_delay: float = Field(1.0, ge=0, description="seconds before filtering again, doubling")
+    quarantine_full_retry: float = Field(
+        60.0, gt=0, description="seconds before a virus the full quarantine refused is tried again"
+    )
     hard_timeout: float = Field(
         300.0, gt=0, description="seconds one filtering may take before its process is killed"
     )
@@ -132,7 +138,24 @@ class DomainConfig(_Section):
     downstream: str | None = Field(
         None, description="host:port of the customer's server; MX if unset"
     )
-    contact: str | None = Field(None, description="customer address for queue alerts")
+    contact: str | None = Field(
+        None, description="customer address for queue alerts and virus outbreak notices"
+    )
+    virus_alerts: AlertTo = Field(
+        AlertTo.NONE, description="who is told of a stopped virus: none, sender, recipient, both"
+    )
+    virus_admin: str | None = Field(None, description="administrator told of every virus too")
+
+    @field_validator("virus_admin")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _ADDRESS.fullmatch(value):
+            raise ValueError(f"{value!r} is not a mail address (local@domain)")
+        return value
+
+    @property
+    def alerts(self) -> AlertSettings:
+        return AlertSettings(self.virus_alerts, self.virus_admin)
 
     @field_validator("downstream")
     @classmethod

@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from filters.facts import LookupStatus
 from filters.verdict import Action, Category, Stage, Verdict
+from service.virus_alerts import Party, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,25 @@ class GatewayMetrics:
         self._releases = counter(
             "quarantine_releases", "Quarantined messages released, by category.", ["category"]
         )
+        self._virus_alerts = counter(
+            "virus_alerts", "Virus alerts queued, by whom they tell: sender, recipient, admin.",
+            ["party"],
+        )  # fmt: skip
+        self._virus_alerts_skipped = counter(
+            "virus_alerts_skipped",
+            "Virus alerts a setting asked for but not sent (null or forged sender, loop...).",
+            ["reason"],
+        )
+        self._quarantine_full = counter(
+            "quarantine_full_deferrals",
+            "Times a virus stayed spooled because its domain's quarantine was full.",
+        )
+        self._quarantine_waiting = Gauge(
+            "mailmoat_quarantine_full_waiting_messages",
+            "Viruses kept spooled until their domain's full quarantine has room.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self._filter_seconds = Histogram(
             "mailmoat_filter_duration_seconds",
             "Time to evaluate one message (after enrichment).",
@@ -372,6 +392,10 @@ class GatewayMetrics:
             self._store_seconds.labels(op.value)
         for category in (Category.SPAM, Category.VIRUS, Category.CONTENT):
             self._releases.labels(category.value)
+        for party in Party:
+            self._virus_alerts.labels(party.value)
+        for skipped in Skipped:
+            self._virus_alerts_skipped.labels(skipped.value)
 
     def _domain(self, domain: str) -> str:
         label = _normalise(domain)
@@ -442,6 +466,18 @@ class GatewayMetrics:
     def released(self, category: str) -> None:
         label = category if category in {c.value for c in Category} else FOLDED
         self._releases.labels(label).inc()
+
+    def virus_alert(self, party: Party) -> None:
+        self._virus_alerts.labels(party.value).inc()
+
+    def virus_alert_skipped(self, reason: Skipped) -> None:
+        self._virus_alerts_skipped.labels(reason.value).inc()
+
+    def quarantine_full(self) -> None:
+        self._quarantine_full.inc()
+
+    def quarantine_waiting(self, messages: int) -> None:
+        self._quarantine_waiting.set(messages)
 
     def dns_lookup(self, zone: str, seconds: float, status: LookupStatus) -> None:
         label = _normalise(zone)

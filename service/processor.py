@@ -10,7 +10,11 @@ Every message ends: filtering that fails (a parser bug, a crashed or hung
 filter process) is tried ``max_attempts`` times, then the message is held in
 quarantine as *unscanned* for an operator, with an event saying why; a store
 fault while recording is waited out (retried in-process until the store
-takes the write), never turned into a lost or a stuck message. The backlog
+takes the write), never turned into a lost or a stuck message. A virus the
+full quarantine cannot take is never tagged through like spam: the message
+stays spooled and is filtered again every ``full_retry`` seconds until the
+quarantine has room (``waiting`` counts them for the alert). Virus alerts
+(``virus_alerts``) are stored with the outcome, in the same transaction. The backlog
 (messages accepted, not yet filtered, and their bytes) is counted so the SMTP
 side can refuse new mail with 451 before memory runs out.
 """
@@ -25,13 +29,22 @@ from dataclasses import replace
 
 from filters.mail import Envelope
 from filters.verdict import Verdict
-from service.actions import DomainOutcome, decide, group_by_domain, subject_of, unscanned
+from service.actions import (
+    DomainOutcome,
+    decide,
+    group_by_domain,
+    sender_suspect,
+    subject_of,
+    unscanned,
+)
 from service.classifier import Classifier
 from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
 from service.storeretry import until_stored
+from service.virus_alerts import AlertSettings, AlertTo, Planned, plan
 from store.holding import QuarantineUnavailable
+from store.queue import bounced_alerts
 from store.records import Delivery, Recorded, Spooled
 from store.writer import StoreWriter
 
@@ -57,6 +70,9 @@ class Processor:
         retry_delay: float = 1.0,
         max_backlog_messages: int = 10_000,
         max_backlog_bytes: int = 512 * 1024 * 1024,
+        full_retry: float = 60.0,
+        alert_settings: Callable[[str], AlertSettings] = lambda _: AlertSettings(),
+        hostname: str = "mailmoat.localhost",
     ) -> None:
         self.classifier = classifier
         self.writer = writer
@@ -72,6 +88,11 @@ class Processor:
         self.max_backlog_bytes = max_backlog_bytes
         self.backlog_messages = 0
         self.backlog_bytes = 0
+        self.full_retry = full_retry
+        self.alert_settings = alert_settings
+        self.hostname = hostname
+        self.waiting: dict[str, asyncio.TimerHandle] = {}
+        """Queue id -> the timer that filters it again: viruses the full quarantine refused."""
         self.queue: asyncio.Queue[Spooled] = asyncio.Queue()
         self._tasks = [
             asyncio.create_task(self._work(), name=f"mailmoat-filter-{i}")
@@ -167,20 +188,27 @@ class Processor:
             for (domain, rcpts), (verdict, _) in pairs
         ]
         store = self.writer.store
+        alerted, plans = await self._alerted(message, outcomes, verdicts, now)
         try:
             recorded = await until_stored(
-                self.writer, store.record_filtered, message, now, outcomes, self.quarantine_quota
+                self.writer, store.record_filtered, message, now, alerted, self.quarantine_quota
             )
         except QuarantineUnavailable as exc:
-            # SPEC 3: what the quarantine cannot take is tagged and delivered instead.
-            log.warning("quarantine unavailable for %s: %s; tagging instead", message.id, exc)
+            # SPEC 3: what the quarantine cannot take is tagged and delivered instead,
+            # except a virus: that stays held, so the message waits for room.
             outcomes = [
                 decide(message, domain, rcpts, verdict, now, subject=subject, quarantine_ok=False)
                 for (domain, rcpts), (verdict, _) in pairs
             ]
-            recorded = await until_stored(
-                self.writer, store.record_filtered, message, now, outcomes
-            )
+            if any(held is not None for _, _, held in outcomes):
+                self._wait_for_room(message, str(exc))
+                return []
+            log.warning("quarantine unavailable for %s: %s; tagging instead", message.id, exc)
+            alerted, plans = await self._alerted(message, outcomes, verdicts, now)
+            recorded = await until_stored(self.writer, store.record_filtered, message, now, alerted)
+        self._count_alerts(plans)
+        if self.waiting.pop(message.id, None) is not None:
+            self.metrics.quarantine_waiting(len(self.waiting))
         for (verdict, seconds), (record, _, _) in zip(verdicts, outcomes, strict=True):
             self.metrics.verdict(verdict, seconds)
             log.info(
@@ -198,6 +226,66 @@ class Processor:
             )
         return await self._queue(message, recorded)
 
+    def _wait_for_room(self, message: Spooled, why: str) -> None:
+        """Keep a virus the full quarantine refused spooled, and filter it again later.
+
+        The message stays ``spooled`` and leased to this node, so a restart
+        (or a node taking over) filters it again too; it is never delivered.
+        """
+        log.error(
+            "quarantine full (%s): virus kept spooled, tried again in %.0f s",
+            why, self.full_retry, extra={"queue_id": message.id},
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        self.waiting[message.id] = loop.call_later(self.full_retry, self.submit, message)
+        self.metrics.quarantine_full()
+        self.metrics.quarantine_waiting(len(self.waiting))
+
+    async def _alerted(
+        self,
+        message: Spooled,
+        outcomes: list[DomainOutcome],
+        verdicts: list[tuple[Verdict, float]],
+        now: float,
+    ) -> tuple[list[DomainOutcome], list[Planned]]:
+        """The outcomes with each domain's virus alerts added to its deliveries (SPEC 3 [5]).
+
+        Every address gets at most one alert per message; addresses an earlier
+        alert bounced from get none (see ``virus_alerts``). The plans are
+        counted once the outcome is stored.
+        """
+        settings = [self.alert_settings(record.domain) for record, _, _ in outcomes]
+        if not any(verdict.is_virus for verdict, _ in verdicts) or not any(
+            s.to is not AlertTo.NONE or s.admin is not None for s in settings
+        ):
+            return outcomes, []
+        admins = {s.admin for s in settings if s.admin is not None}
+        candidates = sorted({message.mail_from, *message.rcpt_tos, *admins} - {""})
+        bounced = await asyncio.to_thread(self.writer.store.read, bounced_alerts, candidates)
+        groups = group_by_domain(message.rcpt_tos)
+        alerted: list[str] = []
+        result: list[DomainOutcome] = []
+        plans: list[Planned] = []
+        for (record, items, held), (verdict, _), chosen in zip(
+            outcomes, verdicts, settings, strict=True
+        ):
+            planned = plan(
+                message, groups.get(record.domain, ()), verdict, record.outcome, chosen,
+                hostname=self.hostname, now=now, suspect_sender=sender_suspect(verdict),
+                bounced=bounced, already=alerted,
+            )  # fmt: skip
+            alerted += [address for _, item in planned.alerts for address in item.rcpt_tos]
+            plans.append(planned)
+            result.append((record, [*items, *(item for _, item in planned.alerts)], held))
+        return result, plans
+
+    def _count_alerts(self, plans: list[Planned]) -> None:
+        for planned in plans:
+            for party, _ in planned.alerts:
+                self.metrics.virus_alert(party)
+            for reason in planned.skipped:
+                self.metrics.virus_alert_skipped(reason)
+
     async def _queue(self, message: Spooled, recorded: Recorded) -> list[Delivery]:
         created = recorded.deliveries
         if recorded.new_accounts and self.notices is not None:
@@ -209,6 +297,8 @@ class Processor:
         await self.queue.join()
 
     async def close(self) -> None:
+        for timer in self.waiting.values():
+            timer.cancel()  # still spooled and leased: the next start (or another node) has them
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

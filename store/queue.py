@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from store.leases import Lease
@@ -130,3 +130,19 @@ def schedule_retry(
     if rcpt_tos is not None:
         values["rcpt_tos"] = json.dumps(list(rcpt_tos))
     conn.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(**values))
+
+
+def bounced_alerts(conn: Connection, addresses: Sequence[str]) -> set[str]:
+    """Which of ``addresses`` (lower-cased) a virus alert has bounced from: no more go there.
+
+    An alert has one recipient, so its ``rcpt_tos`` is exactly ``["address"]``.
+    """
+    keys = {json.dumps([a.lower()]): a.lower() for a in addresses}
+    domains = sorted({a.rpartition("@")[2].lower() for a in addresses})
+    found = conn.execute(
+        select(func.lower(deliveries.c.rcpt_tos))
+        .where(deliveries.c.state == DeliveryState.BOUNCED, deliveries.c.domain.in_(domains))
+        .where(deliveries.c.kind == DeliveryKind.VIRUS_ALERT)
+        .where(func.lower(deliveries.c.rcpt_tos).in_(sorted(keys)))
+    ).scalars()
+    return {keys[k] for k in found}

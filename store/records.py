@@ -27,6 +27,7 @@ class DeliveryKind(StrEnum):
     DIGEST = "digest"
     NOTIFY = "notify"
     ALERT = "alert"
+    VIRUS_ALERT = "virus_alert"
 
 
 class DeliveryState(StrEnum):
