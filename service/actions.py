@@ -51,8 +51,10 @@ def decide(
 ) -> DomainOutcome:
     """The deliveries, quarantine entry and event for one domain's recipients.
 
-    ``quarantine_ok`` False means the quarantine cannot take the message; it
-    is then tagged and delivered instead (SPEC 3), and the event says so.
+    ``quarantine_ok`` False means the quarantine cannot take the message:
+    spam and content are then tagged and delivered instead (SPEC 3), and the
+    event says so. A virus is never delivered for want of room: it stays held
+    (the processor then keeps the message spooled until the quarantine has room).
     """
     prefix = verdict_headers(verdict, message.id)
     # "is_spam" marks a delivery whose sender must not get a DSN (backscatter): spam, and
@@ -63,7 +65,7 @@ def decide(
     detail = None
     action = verdict.action
 
-    if action is Action.QUARANTINE and not quarantine_ok:
+    if action is Action.QUARANTINE and not quarantine_ok and not verdict.is_virus:
         action, detail = Action.TAG_SUBJECT, "quarantine unavailable: tagged and delivered"
         prefix += b"X-Mailmoat-Quarantine: unavailable\r\n"
 

@@ -17,7 +17,7 @@ COSTS = {
     "downstream_outage": "latency",
     "config_fault": "none (the customer's fault: latency exempt)",
     "dnsbl_timeout": "latency",
-    "quarantine_full": "virus",
+    "quarantine_full": "none (spam is tagged through; viruses wait, never delivered)",
     "outbreak": "virus (latency is excluded above 1:200)",
     "dos": "latency (excluded when declared)",
 }

@@ -128,10 +128,12 @@ def _hits(verdict: Verdict) -> str:
 def outcome(verdict: Verdict, quarantine_ok: bool) -> tuple[Action, int]:
     """The action taken and its outcome code, as ``service.actions.decide`` maps them.
 
-    A quarantine that cannot take the message tags it and delivers it instead (SPEC 3).
+    A quarantine that cannot take the message tags it and delivers it instead (SPEC 3),
+    except a virus: the gateway keeps it spooled until the quarantine has room, so it ends
+    quarantined all the same.
     """
     action = verdict.action
-    if action is Action.QUARANTINE and not quarantine_ok:
+    if action is Action.QUARANTINE and not quarantine_ok and not verdict.is_virus:
         return Action.TAG_SUBJECT, DELIVERED
     if action <= Action.TAG_SUBJECT:
         return action, DELIVERED

@@ -12,6 +12,7 @@ import pytest
 from filters.verdict import Action, Category, Hit, Stage, Verdict, VirusFinding
 from service.app import Gateway
 from service.virus_alerts import AlertSettings, AlertTo, Direction, Skipped, is_automatic, plan
+from store.principal import Principal
 from store.records import Outcome, Spooled
 from tests.service.conftest import Start
 from tests.service.gatewayfixtures import eventually, message, rows, send
@@ -190,3 +191,35 @@ def test_a_mass_mailer_is_skipped_with_its_reason() -> None:
 )
 def test_automatic_messages_are_recognised(head: bytes, automatic: bool) -> None:
     assert is_automatic(head + b"\r\nbody\r\n") is automatic
+
+
+async def test_a_full_quarantine_keeps_a_virus_spooled_until_it_has_room(
+    start_gateway: Start, sink: RecordingSink
+) -> None:
+    """SPEC 3 tags spam through a full quarantine; a virus waits instead, and is never sent."""
+    gateway = await start_gateway(
+        quarantine={"quota_per_domain": 1, "notify_new_accounts": False},
+        filter={"quarantine_full_retry": 0.2},
+    )
+    db = gateway.config.store.path
+    spam = message(sender="x@spammer.example", subject="fills the quarantine")
+    await send(gateway.smtp_port, spam, sender="x@spammer.example")
+    await eventually(lambda: rows(db, "SELECT category FROM quarantine") == [("spam",)])
+    await send(gateway.smtp_port, infected())
+    waiting = "mailmoat_quarantine_full_waiting_messages"
+    await eventually(lambda: (sample(gateway, "mailmoat_quarantine_full_deferrals_total") or 0) > 1)
+    assert sample(gateway, waiting) == 1.0
+    assert rows(db, "SELECT state FROM messages ORDER BY received_at") == [
+        ("filtered",), ("spooled",),
+    ]  # fmt: skip
+    assert rows(db, "SELECT count(*) FROM deliveries") == [(0,)]
+    (spam_id,) = rows(db, "SELECT id FROM quarantine")[0]
+    assert await gateway.quarantine.delete(Principal("ops", True), spam_id)
+    held = "SELECT category, state FROM quarantine ORDER BY quarantined_at"
+    await eventually(lambda: rows(db, held) == [("spam", "deleted"), ("virus", "held")])
+    assert sample(gateway, waiting) == 0.0
+    assert rows(db, "SELECT outcome, category FROM events ORDER BY id") == [
+        ("quarantined", "spam"), ("quarantined", "virus"),
+    ]  # fmt: skip
+    assert rows(db, "SELECT count(*) FROM deliveries") == [(0,)]
+    assert sink.received == []

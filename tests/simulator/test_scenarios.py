@@ -49,6 +49,15 @@ def test_customer_configuration_fault_is_a_monitor_gap(tmp_path: Path) -> None:
     )
 
 
+def test_a_full_quarantine_never_lets_a_virus_through(tmp_path: Path) -> None:
+    """The gateway keeps a virus spooled while the quarantine is full; the truth mirrors it."""
+    path = next(p for p in SCENARIOS if p.stem == "quarantine-full")
+    run_scenario(load_scenario(path, messages=20_000), path.parent, tmp_path, alerts=False)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["messages"]["viruses"] > 0
+    assert truth["levels"]["virus"] == {"detected_not_stopped": 0}
+
+
 def test_same_seed_same_truth_bytes(tmp_path: Path) -> None:
     path = SCENARIOS[0]
     s = load_scenario(path, messages=5_000)
