@@ -45,7 +45,7 @@ from service.outbound import DeliveryQueue
 from service.policy_metrics import PolicyStatus
 from service.processor import Processor
 from service.readiness import readiness_checks
-from service.routing import Router
+from service.routing import Router, RoutingError
 from service.smtp import Gatekeeper, server_factory, tls_context
 from service.snapshots import Prefetched
 from service.store_metrics import StoreGauges
@@ -55,6 +55,8 @@ from slamonitor import usage
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.live import SlaCollector
 from slamonitor.mailer import ReportMailer
+from slamonitor.outbreaks import OutbreakWatch
+from slamonitor.probe import NoServer, Servers
 from slamonitor.queues import QueueWatch
 from store.leases import Lease, node_name
 from store.records import DeliveryKind
@@ -85,6 +87,19 @@ def link_secret(config: GatewayConfig) -> bytes:
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def probe_servers(router: Router) -> Servers:
+    """The receiving servers the queue watch probes for an MX-routed domain: where delivery
+    would go. No route (no such domain, a null MX, a failed lookup) is the customer's DNS."""
+
+    async def servers(domain: str) -> list[tuple[str, int]]:
+        try:
+            return [(r.host, r.port) for r in await router.routes(domain)]
+        except RoutingError as exc:
+            raise NoServer(str(exc)) from exc
+
+    return servers
 
 
 class Gateway:
@@ -246,10 +261,12 @@ class Gateway:
         self.metrics.released(message.summary.category)
 
     def _start_watchers(self, queue_lengths: Callable[[], Mapping[str, int]]) -> None:
-        """Queue alerts (SPEC 5), the port-25 availability probe (SPEC 4), report mail."""
+        """Queue alerts (SPEC 5), the port-25 availability probe (SPEC 4), report mail,
+        outbreak notices."""
         watch = QueueWatch(
             self.writer.write, queue_lengths, self.config.routes(), self._notify_customer,
             clock=self.clock, own_hostname=self.config.smtp.hostname,
+            servers=probe_servers(self.outbound.router),
         )  # fmt: skip
         host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
         probe = AvailabilityProbe(self.writer.write, host, self.smtp_port, clock=self.clock)
@@ -261,6 +278,10 @@ class Gateway:
             asyncio.create_task(watch.run(), name="mailmoat-queue-watch"),
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
             asyncio.create_task(mailer.run(), name="mailmoat-report-mailer"),
+            asyncio.create_task(
+                OutbreakWatch(self.writer.write, contacts, self._mail, clock=self.clock).run(),
+                name="mailmoat-outbreak-watch",
+            ),
             asyncio.create_task(
                 usage.track(self.store.engine, self.config.sla.timezone), name="mailmoat-usage"
             ),

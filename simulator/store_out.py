@@ -21,8 +21,10 @@ from filters.verdict import Action
 from simulator.customers import Claims, Tickets
 from simulator.engine import Run
 from simulator.mix import OUTCOMES
-from simulator.scenario import Dos, Maintenance, Suspension
+from simulator.scenario import ConfigFault, Dos, Maintenance, Suspension
 from simulator.watch import Watch
+from slamonitor import faults
+from slamonitor.exclusions import Kind, State
 from store.schema import events
 from store.sla_tables import (
     alerts,
@@ -121,15 +123,24 @@ def _samples(raw: sqlite3.Connection, run: Run, seen: Watch) -> None:
 
 
 def _windows(run: Run) -> list[dict[str, object]]:
+    """Declared windows, and each configuration fault as the monitor records one: a
+    ``customer_fault`` window the receiving-server probe proposed and an operator confirmed."""
     s = run.scenario
     rows: list[dict[str, object]] = []
     for e in s.events:
+        start = s.local(e.start)
+        window = {"domain": getattr(e, "domain", None), "start_at": start,
+                  "end_at": start + e.seconds, "created_at": start, "state": State.CONFIRMED,
+                  "decided_by": None, "decided_at": None}  # fmt: skip
         if isinstance(e, Maintenance | Suspension) or (isinstance(e, Dos) and e.declared):
-            start = s.local(e.start)
+            rows.append(window | {"kind": e.kind, "reason": f"simulated {e.kind}",
+                                  "created_by": BY})  # fmt: skip
+        elif isinstance(e, ConfigFault):
             rows.append(
-                {"kind": e.kind, "domain": getattr(e, "domain", None), "start_at": start,
-                 "end_at": start + e.seconds, "reason": f"simulated {e.kind}", "created_by": BY,
-                 "created_at": start}
+                window | {"kind": Kind.CUSTOMER_FAULT, "created_by": faults.PROPOSER,
+                          "reason": "simulated configuration fault: the server answers 4xx",
+                          "decided_by": "operator",
+                          "decided_at": start + e.seconds}
             )  # fmt: skip
     return rows
 

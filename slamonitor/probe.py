@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+Servers = Callable[[str], Awaitable[Sequence[tuple[str, int]]]]
+"""A domain's receiving servers (its MX hosts, best first); raises ``NoServer``."""
+
+
+class NoServer(Exception):
+    """DNS names no server for the domain (no such domain, null MX, lookup failed)."""
 
 
 class Cause(enum.StrEnum):

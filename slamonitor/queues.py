@@ -4,7 +4,9 @@ The rising rule: the last ``samples`` lengths of a domain strictly increase
 and the newest is above ``floor``. A short burst does not qualify (it stops
 growing); a small queue does not either (the floor), so a customer is never
 told about a few messages in flight. When the rule first holds, the
-receiving server is probed (connect, EHLO, QUIT). A failed probe fires
+receiving server is probed (connect, EHLO, QUIT): the configured route, else
+the domain's MX hosts in order (``servers``), the first to answer passing;
+a domain whose DNS names no server fails with cause ``dns``. A failed probe fires
 ``receiving_server_down`` and notifies the customer once; it is probed again
 at every sample until it answers, which resolves the alert. Everything is
 recorded in ``sla_queue_samples``, ``sla_probes`` and ``sla_alerts``. A
@@ -25,7 +27,16 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from slamonitor import faults
-from slamonitor.probe import Clock, ProbeResult, Sleep, sleep, smtp_probe
+from slamonitor.probe import (
+    Cause,
+    Clock,
+    NoServer,
+    ProbeResult,
+    Servers,
+    Sleep,
+    sleep,
+    smtp_probe,
+)
 from store.sla_tables import alerts, probes, queue_samples
 from store.writer import Write
 
@@ -64,6 +75,7 @@ class QueueWatch:
         rule: RisingRule | None = None,
         probe_timeout: float = 10.0,
         own_hostname: str | None = None,
+        servers: Servers | None = None,
     ) -> None:
         self.write = write
         self.lengths = lengths
@@ -75,6 +87,7 @@ class QueueWatch:
         self.rule = rule or RisingRule()
         self.probe_timeout = probe_timeout
         self.own_hostname = own_hostname
+        self.servers = servers
         self._faults: dict[str, int] = {}
         """domain -> id of the proposed customer_fault window still open."""
         self._history: dict[str, deque[int]] = {}
@@ -97,15 +110,39 @@ class QueueWatch:
 
     async def _probe(self, domain: str, at: float) -> ProbeResult:
         route = self.routes.get(domain)
-        if route is None:
+        if route is not None:
+            result = await self._smtp(*route)
+        elif self.servers is None:
             result = ProbeResult(False, f"no receiving server configured for {domain}")
         else:
-            result = await smtp_probe(
-                *route, timeout=self.probe_timeout, own_hostname=self.own_hostname
-            )
+            result = await self._probe_mx(domain)
         row = {"at": at, "domain": domain, "ok": result.ok, "detail": result.detail}
         await self._write(probes, [row])
         return result
+
+    async def _smtp(self, host: str, port: int) -> ProbeResult:
+        return await smtp_probe(
+            host, port, timeout=self.probe_timeout, own_hostname=self.own_hostname
+        )
+
+    async def _probe_mx(self, domain: str) -> ProbeResult:
+        """The domain's MX hosts in order, as delivery tries them: the first that answers
+        passes; when none does, the first one's failure says why."""
+        assert self.servers is not None
+        try:
+            hosts = await self.servers(domain)
+        except NoServer as exc:
+            return ProbeResult(False, f"{domain}: {exc}", Cause.DNS)
+        failures = []
+        for host, port in hosts:
+            result = await self._smtp(host, port)
+            if result.ok:
+                return result
+            failures.append(result)
+        if not failures:
+            return ProbeResult(False, f"{domain}: DNS names no mail server", Cause.DNS)
+        first = failures[0]
+        return ProbeResult(False, "; ".join(f.detail for f in failures)[:900], first.cause)
 
     async def sample_once(self) -> None:
         """Take one sample of every domain and act on the rising rule."""

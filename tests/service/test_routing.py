@@ -12,7 +12,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from service.app import probe_servers
 from service.routing import SMTP_PORT, NoRoute, Route, Router, RouteUnavailable, RoutingError
+from slamonitor.probe import NoServer
 from tests.dnsserver import DnsServer
 
 
@@ -141,3 +143,17 @@ def test_both_failures_share_one_base_class() -> None:
     assert issubclass(NoRoute, RoutingError)
     assert issubclass(RouteUnavailable, RoutingError)
     assert str(Route("mx.example.test", 25)) == "mx.example.test:25"
+
+
+async def test_the_queue_watch_probes_where_delivery_would_go(dns_server: MxDnsServer) -> None:
+    """An MX-routed domain's probe targets are its MX hosts; a DNS that names no server is a
+    customer-side DNS fault for the probe (``NoServer``), not a missing route of ours."""
+    dns_server.add_mx("example.test", "20 backup.example.test.", "10 mx.example.test.")
+    dns_server.add_mx("nomail.test", "0 .")
+    servers = probe_servers(make_router(dns_server, {"routed.test": ("10.0.0.5", 2526)}))
+    assert await servers("example.test") == [("mx.example.test", 25), ("backup.example.test", 25)]
+    assert await servers("routed.test") == [("10.0.0.5", 2526)]
+    with pytest.raises(NoServer, match="null MX"):
+        await servers("nomail.test")
+    with pytest.raises(NoServer, match="no such domain"):
+        await servers("missing.test")

@@ -15,9 +15,8 @@ from simulator.outputs import run_scenario
 from simulator.scenario import Scenario
 
 MONTH = datetime(2026, 10, 1)
-# config_fault is left out: the monitor cannot be told of one (see test_scenarios.py).
 KINDS = ("outbreak", "downstream_outage", "gateway_outage", "dnsbl_timeout", "maintenance",
-         "dos", "quarantine_full", "suspension", "campaign")  # fmt: skip
+         "dos", "quarantine_full", "suspension", "campaign", "config_fault")  # fmt: skip
 
 
 @st.composite
@@ -37,6 +36,7 @@ def events(draw: st.DrawFn, domains: list[str]) -> dict[str, Any]:
         "maintenance": {"port_closed": draw(st.booleans())},
         "dos": {"factor": draw(st.floats(1.5, 50)), "declared": True},
         "suspension": {"domain": domain},
+        "config_fault": {"domain": domain},
         "campaign": {"domain": domain, "messages": draw(st.integers(1, 300)),
                      "recipients": draw(st.integers(1, 60))},
     }  # fmt: skip

@@ -14,7 +14,7 @@ from slamonitor import availability, faults
 from slamonitor.availability import AvailabilityProbe
 from slamonitor.exclusions import Kind, State, Window
 from slamonitor.periods import Month
-from slamonitor.probe import Cause, probe_cause, smtp_probe
+from slamonitor.probe import Cause, NoServer, Servers, probe_cause, smtp_probe
 from slamonitor.queues import QUEUE_RISING, SERVER_DOWN, QueueWatch, RisingRule
 from store.sla_tables import alerts, probes, queue_samples
 from store.sla_tables import availability as availability_table
@@ -246,3 +246,61 @@ def test_availability_counts_the_gateways_own_outage(engine: Engine) -> None:
         excused = availability.measure(conn, Month(2026, 11), None, [window])
     assert (result.samples, result.up, result.missing) == (19, 10, 9)
     assert (excused.samples, excused.up, excused.missing) == (10, 10, 0)
+
+
+def mx_watch(writer: StoreWriter, clock: Clock, servers: Servers) -> QueueWatch:
+    """A watch for a domain with no configured route: delivered by MX, probed the same way."""
+    return QueueWatch(
+        writer.write, lambda: {"mx.test": 10 + int((clock.now - NOV) / 30)}, {},
+        lambda *_: asyncio.sleep(0), clock=clock, rule=RisingRule(samples=3, floor=10),
+        probe_timeout=5.0, servers=servers,
+    )  # fmt: skip
+
+
+async def rising(watch: QueueWatch, clock: Clock) -> None:
+    for _ in range(3):
+        clock.now += 30
+        await watch.sample_once()
+
+
+async def test_an_mx_routed_domain_is_probed_at_its_mx_hosts_in_order(
+    engine: Engine, writer: StoreWriter, sink: RecordingSink
+) -> None:
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    asked: list[str] = []
+
+    async def servers(domain: str) -> list[tuple[str, int]]:
+        asked.append(domain)
+        return [("127.0.0.1", dead.getsockname()[1]), (sink.host, sink.port)]
+
+    clock = Clock()
+    watch = mx_watch(writer, clock, servers)
+    try:
+        await rising(watch, clock)
+        assert watch.firing[(SERVER_DOWN, "mx.test")] is False  # the second MX answered
+        sink.stop()
+        watch = mx_watch(writer, clock, servers)  # a fresh watch sees the queue rise again
+        await rising(watch, clock)
+    finally:
+        dead.close()
+    assert asked and set(asked) == {"mx.test"}
+    with engine.connect() as conn:
+        [proposed] = faults.listing(conn, None, State.PROPOSED)
+    assert (proposed.kind, proposed.domain) == (Kind.CUSTOMER_FAULT, "mx.test")
+    assert "refused" in proposed.reason
+
+
+async def test_an_mx_domain_whose_dns_names_no_server_proposes_a_dns_fault(
+    engine: Engine, writer: StoreWriter
+) -> None:
+    async def servers(domain: str) -> list[tuple[str, int]]:
+        raise NoServer(f"{domain}: no such domain")
+
+    clock = Clock()
+    watch = mx_watch(writer, clock, servers)
+    await rising(watch, clock)
+    assert watch.firing[(SERVER_DOWN, "mx.test")] is True
+    with engine.connect() as conn:
+        [proposed] = faults.listing(conn, None, State.PROPOSED)
+    assert proposed.domain == "mx.test" and "(dns)" in proposed.reason
