@@ -2,8 +2,9 @@
 
 Content rules are the customer's own policy, separate from spam: they run for
 whitelisted senders too. Each matching rule yields a ``CONTENT_RULE`` hit whose
-action maps from the rule's content action (SPEC 2.5); "copy to administrator"
-adds a recipient instead of changing the action.
+action maps from the rule's content action (SPEC 2.5) and which names the rule
+and the recipients it applied to; "copy to administrator" adds a recipient
+instead of changing the action.
 """
 
 from __future__ import annotations
@@ -104,41 +105,51 @@ def _type_matches(content_type: str, filename: str | None, wanted: list[str]) ->
 
 def _rules_for(
     config: PolicyConfig, domain: DomainPolicy, mail: Mail
-) -> list[tuple[str, ContentRule]]:
-    rules: dict[int, tuple[str, ContentRule]] = {}
+) -> list[tuple[str, ContentRule, tuple[str, ...]]]:
+    """Each rule that applies, its scope, and the recipients it applies to."""
+    rules: dict[int, tuple[str, ContentRule, list[str]]] = {}
     for recipient in mail.recipients or ("",):
         for scope in recipient_scopes(config, domain, recipient):
             lists = scope.lists
             owned = lists.content_rules if isinstance(lists, UserPolicy | DomainPolicy) else []
             for rule in owned:
-                rules.setdefault(id(rule), (scope.label, rule))
-    return list(rules.values())
+                _, _, recipients = rules.setdefault(id(rule), (scope.label, rule, []))
+                if recipient and recipient not in recipients:
+                    recipients.append(recipient)
+    return [(label, rule, tuple(rcpts)) for label, rule, rcpts in rules.values()]
 
 
 def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, ...]:
     """A ``CONTENT_RULE`` hit for every rule that applies to a recipient and matches.
 
     A redirect hit carries the address to redirect to, a copy hit the
-    administrator to copy (``Hit.address``). A rule whose regex runs out of
-    time yields ``CONTENT_RULE_TIMEOUT``, which asks for nothing: the rule is
-    reported as not evaluated rather than silently as not matching.
+    administrator to copy (``Hit.address``); every hit names its rule and the
+    recipients it applied to, for reports by rule and by user. A rule whose
+    regex runs out of time yields ``CONTENT_RULE_TIMEOUT``, which asks for
+    nothing: the rule is reported as not evaluated rather than silently as
+    not matching.
     """
     hits: list[Hit] = []
     timeout = config.limits.regex_timeout
-    for label, rule in _rules_for(config, domain, mail):
+    for label, rule, recipients in _rules_for(config, domain, mail):
         try:
             why = match(rule, mail, timeout)
         except RegexTimeout:
             reason = f"rule {rule.name!r} ({label}): regex ran over {timeout:g} s; not evaluated"
-            hits.append(Hit("CONTENT_RULE_TIMEOUT", Stage.CONTENT, reason))
+            hits.append(
+                Hit("CONTENT_RULE_TIMEOUT", Stage.CONTENT, reason, rule=rule.name,
+                    recipients=recipients)
+            )  # fmt: skip
             continue
         if why is None:
             continue
         admin = rule.admin or domain.admin
         reason = f"rule {rule.name!r} ({label}): {why} -> {rule.action.value}"
         sends = rule.action in (ContentAction.REDIRECT, ContentAction.COPY)
-        address = admin if sends else None
-        hits.append(Hit("CONTENT_RULE", Stage.CONTENT, reason, 0.0, _ACTIONS[rule.action], address))
+        hits.append(
+            Hit("CONTENT_RULE", Stage.CONTENT, reason, 0.0, _ACTIONS[rule.action],
+                admin if sends else None, rule=rule.name, recipients=recipients)
+        )  # fmt: skip
     return tuple(hits)
 
 

@@ -75,6 +75,9 @@ class Hit:
     ``action`` is what the hit asks for on its own; informational hits (a DNS
     timeout, a rule that only scores) ask for ``DELIVER``. ``address`` is where
     a redirect or copy goes (content control); ``virus`` is what anti-virus found.
+    ``rule`` and ``recipients`` name the content rule and the recipients it
+    applied to: the symbol stays ``CONTENT_RULE`` (metric labels stay bounded)
+    while events and reports count by rule and by user.
     """
 
     symbol: str
@@ -84,6 +87,8 @@ class Hit:
     action: Action = Action.DELIVER
     address: str | None = None
     virus: VirusFinding | None = None
+    rule: str | None = None
+    recipients: tuple[str, ...] = ()
 
 
 def total_score(hits: tuple[Hit, ...] | list[Hit]) -> float:
