@@ -4,6 +4,7 @@ Content rules are the customer's own policy, separate from spam: they run for
 whitelisted senders too. Each matching rule yields a ``CONTENT_RULE`` hit whose
 action maps from the rule's content action (SPEC 2.5) and which names the rule
 and the recipients it applied to; "copy to administrator" adds a recipient
+and "compress" zips the attachments it picks (``filters/compress.py``)
 instead of changing the action.
 """
 
@@ -24,6 +25,7 @@ _ACTIONS = {
     ContentAction.REDIRECT: Action.REDIRECT,
     ContentAction.TAG_HEADER: Action.TAG_HEADER,
     ContentAction.COPY: Action.DELIVER,
+    ContentAction.COMPRESS: Action.DELIVER,
     ContentAction.LOG: Action.DELIVER,
 }
 
@@ -78,6 +80,17 @@ def match(rule: ContentRule, mail: Mail, timeout: float = 0.25) -> str | None:
             return None
         reasons.append(f"attachment of {big[0].size} bytes > {rule.attachment_min_size}")
     return ", ".join(reasons)
+
+
+def chosen_attachments(rule: ContentRule, mail: Mail) -> tuple[int, ...]:
+    """Positions of the attachments the rule's attachment conditions pick; all without any."""
+    wanted = [t.lower() for t in rule.attachment_types]
+    return tuple(
+        index
+        for index, a in enumerate(mail.attachments)
+        if (not wanted or _type_matches(a.content_type, a.filename, wanted))
+        and (rule.attachment_min_size is None or a.size > rule.attachment_min_size)
+    )
 
 
 def _find_word(words: tuple[str, ...], mail: Mail) -> str | None:
@@ -146,9 +159,11 @@ def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, 
         admin = rule.admin or domain.admin
         reason = f"rule {rule.name!r} ({label}): {why} -> {rule.action.value}"
         sends = rule.action in (ContentAction.REDIRECT, ContentAction.COPY)
+        packs = chosen_attachments(rule, mail) if rule.action is ContentAction.COMPRESS else ()
         hits.append(
             Hit("CONTENT_RULE", Stage.CONTENT, reason, 0.0, _ACTIONS[rule.action],
-                admin if sends else None, rule=rule.name, recipients=recipients)
+                admin if sends else None, rule=rule.name, recipients=recipients,
+                attachments=packs)
         )  # fmt: skip
     return tuple(hits)
 
@@ -156,6 +171,11 @@ def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, 
 def redirect_to(hits: tuple[Hit, ...]) -> str | None:
     """Where the first redirecting rule sends the message, or None."""
     return next((h.address for h in hits if h.action is Action.REDIRECT and h.address), None)
+
+
+def to_compress(hits: tuple[Hit, ...]) -> tuple[int, ...]:
+    """Attachment positions compressing rules picked, each once, in order."""
+    return tuple(sorted({i for h in hits for i in h.attachments}))
 
 
 def copy_to(hits: tuple[Hit, ...]) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from filters import antivirus, blacklist, content, heuristics, sender_auth, signatures, whitelist
 from filters.archives import ArchiveLimits
 from filters.budget import Deadline
+from filters.compress import compress_attachments
 from filters.facts import Facts
 from filters.lists import domain_of, with_dynamic_lists
 from filters.mail import Mail
@@ -98,7 +99,16 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
         subject_tag=domain.subject_tag if action is Action.TAG_SUBJECT else None,
         skipped=(*run.skipped, *run.over_budget),
         headers=(("Authentication-Results", facts.auth.header),) if facts.auth else (),
+        rewritten=_compressed(mail, rules, action),
     )
+
+
+def _compressed(mail: Mail, rules: tuple[Hit, ...], action: Action) -> bytes | None:
+    """The message with compressing rules' attachments zipped, when it is delivered at all."""
+    positions = content.to_compress(rules)
+    if not positions or action > Action.REDIRECT:
+        return None
+    return compress_attachments(mail.raw, positions)
 
 
 def _spam(

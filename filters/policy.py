@@ -63,6 +63,7 @@ class ContentAction(enum.StrEnum):
     REDIRECT = "redirect"
     COPY = "copy"
     TAG_HEADER = "tag_header"
+    COMPRESS = "compress"
     LOG = "log"
 
 

@@ -77,6 +77,7 @@ def decide(
                 rcpt_tos,
                 prefix,
                 tag,
+                body=verdict.rewritten,
                 is_spam=is_spam,
             )
         )
@@ -91,6 +92,7 @@ def decide(
                 message.mail_from,
                 (target,),
                 prefix,
+                body=verdict.rewritten,
                 is_spam=is_spam,
             )
         )
