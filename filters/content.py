@@ -5,16 +5,20 @@ whitelisted senders too. Each matching rule yields a ``CONTENT_RULE`` hit whose
 action maps from the rule's content action (SPEC 2.5) and which names the rule
 and the recipients it applied to; "copy to administrator" adds a recipient
 and "compress" zips the attachments it picks (``filters/compress.py``)
-instead of changing the action.
+instead of changing the action. Attachment conditions also see the members
+of attached archives (zip, tar, gzip, bzip2, xz), under the anti-virus limits.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
 
 import regex
 
+from filters.archives import DEFAULT_LIMITS, ArchiveLimits, Unpacker, is_archive, label
 from filters.lists import recipient_scopes
 from filters.mail import Mail
 from filters.policy import ContentAction, ContentRule, DomainPolicy, PolicyConfig, UserPolicy
@@ -52,11 +56,50 @@ def _words(words: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
 
 
-def match(rule: ContentRule, mail: Mail, timeout: float = 0.25) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _File:
+    """An attachment, or a member of an archive attached: what attachment conditions see."""
+
+    where: str
+    content_type: str
+    filename: str | None
+    size: int
+
+
+def files_of(mail: Mail, limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[_File, ...]:
+    """The attachments, then the members of the archives among them (zip, tar, gzip, ...).
+
+    Members are unpacked under the same limits as for anti-virus; what the
+    limits stop is not looked at here (anti-virus already reports it as
+    ``Heuristics.Limits.Exceeded``). A member has no declared type: rules
+    match it by extension.
+    """
+    direct = [_File(a.filename or a.content_type, a.content_type, a.filename, a.size)
+              for a in mail.attachments]  # fmt: skip
+    unpacker = Unpacker(limits)
+    inside: list[_File] = []
+    for index, a in enumerate(mail.attachments, 1):
+        if not is_archive(a.data):
+            continue
+        walk = unpacker.walk(a.data, label(a.filename, f"#{index}"), a.filename)
+        next(walk)  # the attachment itself, already in ``direct``
+        inside += [_File(i.where, "", i.name, len(i.data)) for i in walk if i.data is not None]
+    return (*direct, *inside)
+
+
+def match(
+    rule: ContentRule,
+    mail: Mail,
+    timeout: float = 0.25,
+    files: Callable[[], Sequence[_File]] | None = None,
+) -> str | None:
     """Why the rule matches the mail (every condition given holds), or None.
 
+    ``files`` gives the attachments and archive members the attachment
+    conditions look at (``files_of``, computed once per message by ``check``).
     Raises ``RegexTimeout`` when the rule's regex runs past ``timeout`` seconds.
     """
+    found_files = files or (lambda: files_of(mail))
     reasons = []
     if rule.header is not None and rule.pattern is not None:
         pattern = _pattern(rule.pattern)
@@ -70,15 +113,16 @@ def match(rule: ContentRule, mail: Mail, timeout: float = 0.25) -> str | None:
         reasons.append(f"word {found!r}")
     if rule.attachment_types:
         wanted = [t.lower() for t in rule.attachment_types]
-        named = [a for a in mail.attachments if _type_matches(a.content_type, a.filename, wanted)]
+        named = [f for f in found_files() if _type_matches(f.content_type, f.filename, wanted)]
         if not named:
             return None
-        reasons.append(f"attachment {named[0].filename or named[0].content_type}")
+        reasons.append(f"attachment {named[0].where}")
     if rule.attachment_min_size is not None:
-        big = [a for a in mail.attachments if a.size > rule.attachment_min_size]
+        big = [f for f in found_files() if f.size > rule.attachment_min_size]
         if not big:
             return None
-        reasons.append(f"attachment of {big[0].size} bytes > {rule.attachment_min_size}")
+        reasons.append(f"attachment {big[0].where} of {big[0].size} bytes > "
+                       f"{rule.attachment_min_size}")  # fmt: skip
     return ", ".join(reasons)
 
 
@@ -129,7 +173,7 @@ def _rules_for(
                 _, _, recipients = rules.setdefault(id(rule), (scope.label, rule, []))
                 if recipient and recipient not in recipients:
                     recipients.append(recipient)
-    return [(label, rule, tuple(rcpts)) for label, rule, rcpts in rules.values()]
+    return [(scope, rule, tuple(rcpts)) for scope, rule, rcpts in rules.values()]
 
 
 def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, ...]:
@@ -143,12 +187,15 @@ def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, 
     not matching.
     """
     hits: list[Hit] = []
-    timeout = config.limits.regex_timeout
-    for label, rule, recipients in _rules_for(config, domain, mail):
+    limits = config.limits
+    timeout = limits.regex_timeout
+    archive = ArchiveLimits(limits.archive_depth, limits.archive_members, limits.archive_bytes)
+    files = cache(lambda: files_of(mail, archive))
+    for scope, rule, recipients in _rules_for(config, domain, mail):
         try:
-            why = match(rule, mail, timeout)
+            why = match(rule, mail, timeout, files)
         except RegexTimeout:
-            reason = f"rule {rule.name!r} ({label}): regex ran over {timeout:g} s; not evaluated"
+            reason = f"rule {rule.name!r} ({scope}): regex ran over {timeout:g} s; not evaluated"
             hits.append(
                 Hit("CONTENT_RULE_TIMEOUT", Stage.CONTENT, reason, rule=rule.name,
                     recipients=recipients)
@@ -157,7 +204,7 @@ def check(mail: Mail, config: PolicyConfig, domain: DomainPolicy) -> tuple[Hit, 
         if why is None:
             continue
         admin = rule.admin or domain.admin
-        reason = f"rule {rule.name!r} ({label}): {why} -> {rule.action.value}"
+        reason = f"rule {rule.name!r} ({scope}): {why} -> {rule.action.value}"
         sends = rule.action in (ContentAction.REDIRECT, ContentAction.COPY)
         packs = chosen_attachments(rule, mail) if rule.action is ContentAction.COMPRESS else ()
         hits.append(
