@@ -1,4 +1,4 @@
-"""Anti-virus: find known malware in every message, attachment and zip member (SPEC 2.3).
+"""Anti-virus: find known malware in every message, attachment and archive member (SPEC 2.3).
 
 Signatures: EICAR (built in, matched anywhere) plus ClamAV ``.hdb`` lines
 ``md5:size:name`` (size may be ``*``) and ``.ndb`` lines
@@ -10,12 +10,13 @@ signatures form one alternation *without* groups (a named group each made the
 search 9x slower): a clean object costs one search, about 3 ns a byte, and
 which signature hit is only worked out after a match.
 
-Attachments and zip members (nested zips too) are scanned first; an outer
-object (a zip, then the body text, then the raw message) only adds names not
-found inside it. Hashes apply to attachments and members, not the message.
-Findings are unique per (name, where). An archive deeper than ``max_depth``,
-or one taking the message past ``max_members`` or ``max_bytes`` (bytes
-actually inflated, streamed in chunks; declared sizes only refuse early), or
+Attachments and archive members (zip, tar, gzip, bzip2, xz, nested too;
+see ``filters/archives.py``) are scanned first; an outer object (an archive,
+then the body text, then the raw message) only adds names not found inside
+it. Hashes apply to attachments and members, not the message. Findings are
+unique per (name, where). An archive deeper than ``max_depth``, or one taking
+the message past ``max_members`` or ``max_bytes`` (bytes actually
+decompressed, streamed in chunks; declared sizes only refuse early), or
 unpacking past the message's deadline, yields ``Heuristics.Limits.Exceeded``:
 what was not scanned is not passed as clean, and globs can flag the name. A
 corrupt archive or member, or an encrypted one, yields nothing more.
@@ -24,10 +25,7 @@ corrupt archive or member, or an encrypted one, yields nothing more.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import translate
@@ -35,6 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
+from filters.archives import DEFAULT_LIMITS, ArchiveLimits, Unpacker, label
 from filters.budget import NEVER, Deadline
 from filters.clamav import HexSignature, VirusSignatureError, parse_hdb, parse_ndb
 from filters.mail import Mail
@@ -44,28 +43,8 @@ from filters.verdict import Action, Hit, Stage, VirusFinding
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_NAME = "Eicar-Test-Signature"
 LIMITS_EXCEEDED = "Heuristics.Limits.Exceeded"
-# Bytes asked of the decompressor at a time: bounds inflation past a member's declared size.
-_CHUNK = 64 * 1024
 # Up to this many floating signatures are searched one by one (see ``VirusDatabase.match``).
 _SEPARATE_SEARCHES = 32
-
-_ZIP_MAGIC = b"PK\x03\x04"
-# zipfile and its decompressors raise these on hostile or truncated archives.
-_ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, zlib.error)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-# Both formats may end in one or two functionality-level fields, which we ignore.
-@dataclass(frozen=True, slots=True)
-class ArchiveLimits:
-    """Bounds on archive unpacking for one message, against zip bombs."""
-
-    max_depth: int = 3
-    max_members: int = 1000
-    max_bytes: int = 64 * 1024 * 1024
-
-
-DEFAULT_LIMITS = ArchiveLimits()
 
 
 def _names_pattern(globs: Sequence[str]) -> re.Pattern[str]:
@@ -160,77 +139,25 @@ class VirusDatabase:
         return VirusFinding(name, where, mass_mailer=mass_mailer, never_release=never_release)
 
 
-def _label(text: str | None, fallback: str) -> str:
-    """A file name safe for logs and headers: no control characters, bounded length."""
-    return _CONTROL.sub("?", text)[:200] if text else fallback
+def _findings(
+    db: VirusDatabase, unpacker: Unpacker, data: bytes, where: str, name: str | None
+) -> list[tuple[str, str]]:
+    """(virus, where) for one attachment and everything unpacked from it.
 
-
-@dataclass
-class _Walker:
-    """Scans objects and unpacks zips for one message, spending its archive allowance."""
-
-    db: VirusDatabase
-    limits: ArchiveLimits
-    members: int
-    size: int
-    deadline: Deadline
-
-    def object(self, data: bytes, where: str, depth: int = 0) -> list[tuple[str, str]]:
-        found = [(name, where) for name in self.db.match(data)]
-        if data.startswith(_ZIP_MAGIC):
-            inner = self.archive(data, where, depth + 1)
-            inner_names = {name for name, _ in inner}
-            found = [f for f in found if f[0] not in inner_names] + inner
-        return found
-
-    def archive(self, data: bytes, where: str, depth: int) -> list[tuple[str, str]]:
-        if depth > self.limits.max_depth:
-            return [(LIMITS_EXCEEDED, where)]
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-        except _ZIP_ERRORS:
-            return []
-        found: list[tuple[str, str]] = []
-        with archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            self.members -= len(members)
-            # Declared sizes are a cheap first refusal only: they do not bound what is inflated.
-            if self.members < 0 or sum(m.file_size for m in members) > self.size:
-                return [(LIMITS_EXCEEDED, where)]
-            for index, member in enumerate(members, 1):
-                if member.flag_bits & 0x1:  # encrypted: unreadable without the password
-                    continue
-                if self.deadline.passed():
-                    return [*found, (LIMITS_EXCEEDED, where)]
-                try:
-                    content = self.inflate(archive, member)
-                except _ZIP_ERRORS:
-                    continue
-                if content is None:
-                    return [*found, (LIMITS_EXCEEDED, where)]
-                found += self.object(
-                    content, f"{where}/{_label(member.filename, f'#{index}')}", depth
-                )
-        return found
-
-    def inflate(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
-        """A member's bytes, read in chunks and charged to the allowance; None past it.
-
-        ``ZipFile.read`` asks the decompressor for up to 1 GiB in one call and
-        only then cuts the result to the declared size, so a member declaring
-        one byte over a gigabyte of zeros inflates the gigabyte, and entries of
-        an overlapping central directory inflate the same data again and again.
-        Reading ``_CHUNK`` at a time inflates at most one chunk past the
-        declared size, and every byte read counts against ``max_bytes``.
-        """
-        chunks: list[bytes] = []
-        with archive.open(member) as stream:
-            while chunk := stream.read(_CHUNK):
-                self.size -= len(chunk)
-                if self.size < 0:
-                    return None
-                chunks.append(chunk)
-        return b"".join(chunks)
+    An archive only adds names not found in what was unpacked from it, so a
+    virus in a stored (uncompressed) zip member is reported once, inside.
+    """
+    seen = [
+        (item.where, [LIMITS_EXCEEDED] if item.data is None else db.match(item.data))
+        for item in unpacker.walk(data, where, name)
+    ]
+    found: list[tuple[str, str]] = []
+    for index, (place, names) in enumerate(seen):
+        if names:
+            inner = place + "/"
+            inside = {n for w, ns in seen[index + 1 :] if w.startswith(inner) for n in ns}
+            found += [(n, place) for n in names if n not in inside]
+    return found
 
 
 def scan(
@@ -244,11 +171,13 @@ def scan(
     Unpacking stops with ``LIMITS_EXCEEDED`` when ``deadline`` passes: what
     was not scanned is not passed as clean.
     """
-    walker = _Walker(db, limits, limits.max_members, limits.max_bytes, deadline)
+    unpacker = Unpacker(limits, deadline)
     found: dict[tuple[str, str], None] = {}
     for index, attachment in enumerate(mail.attachments, 1):
-        where = f"attachment {_label(attachment.filename, f'#{index}')}"
-        found.update(dict.fromkeys(walker.object(attachment.data, where)))
+        where = f"attachment {label(attachment.filename, f'#{index}')}"
+        found.update(
+            dict.fromkeys(_findings(db, unpacker, attachment.data, where, attachment.filename))
+        )
     # The body text catches text parts a transfer encoding hides from the raw bytes.
     outer = ((mail.text.encode("utf-8", "replace"), "body text"), (mail.raw, "message"))
     for data, where in outer:

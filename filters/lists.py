@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from filters.policy import DomainPolicy, GroupPolicy, Lists, PolicyConfig, UserPolicy
+from filters.policy import (
+    ContentRule,
+    DomainPolicy,
+    GroupPolicy,
+    Lists,
+    PolicyConfig,
+    UserPolicy,
+)
+from filters.verdict import Action
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +64,18 @@ def global_scope(config: PolicyConfig) -> Scope:
 
 @dataclass(frozen=True, slots=True)
 class DomainLists:
-    """Entries a customer added at run time (REST API) for one domain, by scope."""
+    """What a customer set at run time (REST API) for one domain.
+
+    Sender-list entries by scope; content rules, which apply at domain scope
+    after the policy file's; and spam stage actions (``blacklist``, ``dnsbl``,
+    ``signatures``) that replace the policy file's for the domain.
+    """
 
     domain: Lists = field(default_factory=Lists)
     users: Mapping[str, Lists] = field(default_factory=dict)
     groups: Mapping[str, Lists] = field(default_factory=dict)
+    content_rules: tuple[ContentRule, ...] = ()
+    actions: Mapping[str, Action] = field(default_factory=dict)
 
 
 def _joined(base: Lists, extra: Lists | None) -> dict[str, list[str]]:
@@ -73,7 +88,10 @@ def _joined(base: Lists, extra: Lists | None) -> dict[str, list[str]]:
 
 
 def with_dynamic_lists(domain: DomainPolicy, extra: DomainLists | None) -> DomainPolicy:
-    """The domain's policy with run-time entries added to the configured lists of each scope.
+    """The domain's policy with what the customer set at run time.
+
+    Entries are added to the configured lists of each scope, content rules to
+    the domain's, and stage actions replace the configured ones.
 
     Groups must exist in the policy file (membership lives there); entries for
     a group that no longer exists are ignored, like the group itself.
@@ -90,5 +108,11 @@ def with_dynamic_lists(domain: DomainPolicy, extra: DomainLists | None) -> Domai
         for name, group in domain.groups.items()
     }
     return domain.model_copy(
-        update={**_joined(domain, extra.domain), "users": users, "groups": groups}
+        update={
+            **_joined(domain, extra.domain),
+            "users": users,
+            "groups": groups,
+            "content_rules": [*domain.content_rules, *extra.content_rules],
+            "actions": domain.actions.model_copy(update=dict(extra.actions)),
+        }
     )

@@ -349,9 +349,10 @@ class Mail:
     # --- body -----------------------------------------------------------------
 
     @cached_property
-    def _leaves(self) -> tuple[tuple[TextPart, ...], tuple[Attachment, ...]]:
+    def _leaves(self) -> tuple[tuple[TextPart, ...], tuple[Attachment, ...], tuple[Message, ...]]:
         texts: list[TextPart] = []
         attachments: list[Attachment] = []
+        attachment_parts: list[Message] = []
         for part in self._parts:
             if part.is_multipart():
                 continue
@@ -366,7 +367,8 @@ class Mail:
                 texts.append(TextPart(ctype, _to_text(data, _charset(part))))
             else:
                 attachments.append(Attachment(filename, ctype, data))
-        return tuple(texts), tuple(attachments)
+                attachment_parts.append(part)
+        return tuple(texts), tuple(attachments), tuple(attachment_parts)
 
     @property
     def text_parts(self) -> tuple[TextPart, ...]:
@@ -375,6 +377,11 @@ class Mail:
     @property
     def attachments(self) -> tuple[Attachment, ...]:
         return self._leaves[1]
+
+    @property
+    def attachment_parts(self) -> tuple[Message, ...]:
+        """The MIME parts of ``attachments``, in the same order: what a rewrite replaces."""
+        return self._leaves[2]
 
     @cached_property
     def html(self) -> str:

@@ -4,8 +4,10 @@ Every stage is a function returning ``tuple[Hit, ...]``; the stage order and
 the severity rule (SPEC 2.4, 2.6) live in ``_spam`` and nowhere else: a
 whitelist hit ends the spam checks; the blacklist always runs; signatures and
 heuristics run only when the action they are configured to take is more
-severe than the one already chosen, and then supersede it. Anti-virus runs
-first on every message and, when it finds something, decides alone. Content
+severe than the one already chosen, and then supersede it. A ``delete`` ends
+the pipeline: a later stage runs only "if the email has not been deleted"
+(Telstra anti-spam terms), however severe its action. Anti-virus runs first
+on every message and, when it finds something, decides alone. Content
 control is the customer's own policy and runs last, for whitelisted senders
 too; the more severe of spam and content wins. A stage that does not run is
 recorded in ``Verdict.skipped``. Sender-authentication facts become hits
@@ -17,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from filters import antivirus, blacklist, content, heuristics, sender_auth, signatures, whitelist
-from filters.antivirus import ArchiveLimits
+from filters.archives import ArchiveLimits
 from filters.budget import Deadline
+from filters.compress import compress_attachments
 from filters.facts import Facts
 from filters.lists import domain_of, with_dynamic_lists
 from filters.mail import Mail
@@ -41,6 +44,11 @@ class _Run:
     def action(self) -> Action:
         return max((h.action for h in self.hits), default=Action.DELIVER)
 
+    @property
+    def deleted(self) -> bool:
+        """A stage deleted the message: no later stage runs, however severe (SPEC 2.4)."""
+        return self.action is Action.DELETE
+
 
 def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
     """Decide what happens to ``mail``. No I/O, no clock: the same inputs, the same verdict.
@@ -62,9 +70,12 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
     run = _Run()
     _spam(mail, facts, policy, domain, deadline, run)
     action, score = run.action, total_score(run.hits)
-    if deadline.passed():
-        run.over_budget.append(Stage.CONTENT)
+    if run.deleted:
+        run.skipped.append(Stage.CONTENT)
         rules: tuple[Hit, ...] = ()
+    elif deadline.passed():
+        run.over_budget.append(Stage.CONTENT)
+        rules = ()
     else:
         rules = content.check(mail, policy.config, domain)
     hits = [*run.hits, *rules]
@@ -88,7 +99,16 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
         subject_tag=domain.subject_tag if action is Action.TAG_SUBJECT else None,
         skipped=(*run.skipped, *run.over_budget),
         headers=(("Authentication-Results", facts.auth.header),) if facts.auth else (),
+        rewritten=_compressed(mail, rules, action),
     )
+
+
+def _compressed(mail: Mail, rules: tuple[Hit, ...], action: Action) -> bytes | None:
+    """The message with compressing rules' attachments zipped, when it is delivered at all."""
+    positions = content.to_compress(rules)
+    if not positions or action > Action.REDIRECT:
+        return None
+    return compress_attachments(mail.raw, positions)
 
 
 def _spam(
@@ -102,7 +122,7 @@ def _spam(
         return
     run.hits += blacklist.check(mail, facts, policy.config, domain)
     scores = policy.config.scores
-    if domain.actions.signatures <= run.action:
+    if run.deleted or domain.actions.signatures <= run.action:
         run.skipped.append(Stage.SIGNATURES)
     elif deadline.passed():
         run.over_budget.append(Stage.SIGNATURES)
@@ -111,7 +131,7 @@ def _spam(
         action = domain.actions.signatures
         run.hits += signatures.check(mail, policy.signatures, action, distance, scores)
     authenticated = sender_auth.check(facts.auth, policy.config)
-    if domain.heuristics.top_action <= run.action:
+    if run.deleted or domain.heuristics.top_action <= run.action:
         run.hits += authenticated
         run.skipped.append(Stage.HEURISTICS)
     elif deadline.passed():

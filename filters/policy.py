@@ -63,6 +63,7 @@ class ContentAction(enum.StrEnum):
     REDIRECT = "redirect"
     COPY = "copy"
     TAG_HEADER = "tag_header"
+    COMPRESS = "compress"
     LOG = "log"
 
 
@@ -256,10 +257,12 @@ class LimitsConfig(_Model):
     time_budget_action: Action = Field(
         Action.QUARANTINE, description="action of a message whose filtering ran out of time"
     )
-    archive_depth: int = Field(3, ge=0, description="zip-in-zip nesting unpacked")
-    archive_members: int = Field(1000, ge=0, description="zip members unpacked per message")
+    archive_depth: int = Field(
+        3, ge=0, description="archive-in-archive nesting unpacked (zip, tar, gz, bz2, xz)"
+    )
+    archive_members: int = Field(1000, ge=0, description="archive members unpacked per message")
     archive_bytes: int = Field(
-        64 * 1024 * 1024, ge=0, description="bytes actually inflated from zips per message"
+        64 * 1024 * 1024, ge=0, description="bytes actually decompressed from archives per message"
     )
     regex_timeout: float = Field(
         0.25, gt=0, description="seconds one content-rule regex may run on one header value"
@@ -364,9 +367,36 @@ def read_document(path: Path) -> dict[str, Any]:
 def parse_policy(data: dict[str, Any], source: str = "<policy>") -> PolicyConfig:
     """Validate a policy document; the error lists every bad key with the source name."""
     try:
-        return PolicyConfig.model_validate(data)
+        config = PolicyConfig.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(format_validation_errors(source, exc)) from None
+    errors = redirects_outside_scanned_domains(config)
+    if errors:
+        raise PolicyError("\n".join(f"{source}: {key}: {msg}" for key, msg in errors))
+    return config
+
+
+def redirects_outside_scanned_domains(config: PolicyConfig) -> list[tuple[str, str]]:
+    """(key, message) for each ``redirect_to`` outside the policy's domains.
+
+    SPEC 2.6: spam is redirected only "to a pre-defined address in a scanned
+    domain", never to a third party. Checked across domains, so here rather
+    than in one domain's validator, with the key each error names.
+    """
+    owners = {"default": config.default} | {f"domains.{k}": v for k, v in config.domains.items()}
+    errors = []
+    for key, domain in owners.items():
+        address = domain.redirect_to
+        local, _, target = (address or "").rpartition("@")
+        if address is not None and (not local or target.lower() not in config.domains):
+            scanned = ", ".join(sorted(config.domains)) or "none"
+            errors.append(
+                (
+                    f"{key}.redirect_to",
+                    f"{address!r} is not an address in a scanned domain (scanned: {scanned})",
+                )
+            )
+    return errors
 
 
 def load_policy(path: Path) -> PolicyConfig:

@@ -75,6 +75,10 @@ class Hit:
     ``action`` is what the hit asks for on its own; informational hits (a DNS
     timeout, a rule that only scores) ask for ``DELIVER``. ``address`` is where
     a redirect or copy goes (content control); ``virus`` is what anti-virus found.
+    ``rule`` and ``recipients`` name the content rule and the recipients it
+    applied to: the symbol stays ``CONTENT_RULE`` (metric labels stay bounded)
+    while events and reports count by rule and by user. ``attachments`` are
+    the positions (in ``Mail.attachments``) a compressing rule packs into a zip.
     """
 
     symbol: str
@@ -84,6 +88,9 @@ class Hit:
     action: Action = Action.DELIVER
     address: str | None = None
     virus: VirusFinding | None = None
+    rule: str | None = None
+    recipients: tuple[str, ...] = ()
+    attachments: tuple[int, ...] = ()
 
 
 def total_score(hits: tuple[Hit, ...] | list[Hit]) -> float:
@@ -100,7 +107,9 @@ class Verdict:
     whatever the action (content control's "copy to administrator");
     ``skipped`` names the stages that did not run (the severity rule, a
     whitelist, or the time budget), so a verdict says what was not checked;
-    ``headers`` are trace headers to add on delivery (Authentication-Results).
+    ``headers`` are trace headers to add on delivery (Authentication-Results);
+    ``rewritten`` is the message to deliver instead of the one received, when
+    a content rule compressed its attachments.
     """
 
     action: Action
@@ -113,6 +122,7 @@ class Verdict:
     viruses: tuple[VirusFinding, ...] = field(default=())
     skipped: tuple[Stage, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    rewritten: bytes | None = field(default=None, repr=False)
 
     @property
     def symbols(self) -> tuple[str, ...]:

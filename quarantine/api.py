@@ -255,7 +255,8 @@ def create_router(
         who: Principal = caller,
         domain: str | None = Query(None, description="optional when the token covers one domain"),
     ) -> ReportOut:
-        """What happened to a domain's mail in [since, until): by action, outcome, stage, symbol."""
+        """What happened to a domain's mail in [since, until): by action, outcome, stage, symbol,
+        and content rules by rule and by user (recipient)."""
         if domain is None:
             if who.operator or len(who.domains) != 1:
                 raise HTTPException(422, "give `domain`: this token covers more than one domain")
@@ -270,6 +271,8 @@ def create_router(
             domain=found.domain, since=since, until=until, messages=found.messages,
             by_action=dict(found.by_action), by_outcome=dict(found.by_outcome),
             by_stage=dict(found.by_stage), by_symbol=dict(found.by_symbol),
+            content_by_rule=dict(sorted(found.content.by_rule.items())),
+            content_by_user=found.content.user_table(),
         )  # fmt: skip
 
     return router

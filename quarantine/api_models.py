@@ -202,6 +202,12 @@ class ReportOut(BaseModel):
     by_outcome: dict[str, int]
     by_stage: dict[str, int]
     by_symbol: dict[str, int]
+    content_by_rule: dict[str, int] = Field(
+        description="messages each content rule matched (every rule hit is symbol CONTENT_RULE)"
+    )
+    content_by_user: dict[str, dict[str, int]] = Field(
+        description="recipient -> content rule -> messages it matched for that recipient"
+    )
 
 
 def request_out(r: Any) -> RequestOut:

@@ -1,4 +1,7 @@
-"""Customer reports: what happened to a domain's mail in a date range, by action and stage."""
+"""Customer reports: what happened to a domain's mail in a date range, by action and stage.
+
+Content rules are counted by rule and by recipient (``store.content_report``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from store.content_report import ContentCounts
 from store.schema import events
 
 
@@ -22,6 +26,7 @@ class Report:
     by_outcome: Counter[str] = field(default_factory=Counter)
     by_stage: Counter[str] = field(default_factory=Counter)
     by_symbol: Counter[str] = field(default_factory=Counter)
+    content: ContentCounts = field(default_factory=ContentCounts)
 
 
 def build(conn: Connection, domain: str, since: float, until: float) -> Report:
@@ -39,4 +44,5 @@ def build(conn: Connection, domain: str, since: float, until: float) -> Report:
         found = json.loads(hits)
         report.by_stage.update({h["stage"] for h in found})
         report.by_symbol.update({h["symbol"] for h in found})
+        report.content.add(found)
     return report

@@ -79,6 +79,7 @@ def decide(
                 rcpt_tos,
                 prefix,
                 tag,
+                body=verdict.rewritten,
                 is_spam=is_spam,
             )
         )
@@ -93,6 +94,7 @@ def decide(
                 message.mail_from,
                 (target,),
                 prefix,
+                body=verdict.rewritten,
                 is_spam=is_spam,
             )
         )

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Connection
 
 from loadtest import relaytest_api
-from quarantine import api, pages
+from quarantine import api, content_api, pages
 from quarantine.auth import bearer_principal
 from quarantine.held import HeldMessage
 from quarantine.service import Quarantine
@@ -320,6 +320,9 @@ class Gateway:
             auth=self.config.http.metrics_auth,
             routers=[
                 api.create_router(self.quarantine, principal),
+                content_api.create_router(
+                    self.quarantine, principal, self.config.quarantine.customer_rules
+                ),
                 pages.create_router(self.upkeep),
                 customer_pages(
                     self.quarantine,

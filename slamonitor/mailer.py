@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from sqlalchemy import Engine, select
 
 from slamonitor.config import SlaSettings
-from slamonitor.mailings import Due, ReportKind, Send, antispam_counts, due_reports
+from slamonitor.mailings import (
+    Due,
+    ReportKind,
+    Send,
+    antispam_counts,
+    content_lines,
+    due_reports,
+)
 from slamonitor.periods import Month
 from slamonitor.probe import Clock, Sleep, sleep
 from slamonitor.report import build
@@ -64,6 +71,7 @@ def render(engine: Engine, due: Due, settings: SlaSettings, now: float) -> tuple
         body = "\n".join(
             [f"messages scanned: {total}"]
             + [f"{name} {k}: {n}" for name, by in counts.items() for k, n in by.items()]
+            + content_lines(engine, due)
         )
         more = f"/api/v1/reports?domain={due.domain}"
     return subject, f"{subject}\n\n{body}\n\nFull figures over the REST API: GET {more}\n"

@@ -4,9 +4,10 @@ The Telstra terms promise monthly service-level reports [Service levels 4]
 and anti-spam reports by mail weekly or monthly [Email anti spam 18]. A
 report is due once its period is over and it has not been sent: the monthly
 SLA report to each customer domain with a contact and, for all customers, to
-the operator; the anti-spam report to the domains that asked for one. The
-gateway owns the mailing; ``mailer.ReportMailer`` asks what is due, renders
-it, hands it to the gateway's ``send`` and records it as sent.
+the operator; the anti-spam report (with the content rules' matches by rule
+and by user) to the domains that asked for one. The gateway owns the mailing;
+``mailer.ReportMailer`` asks what is due, renders it, hands it to the
+gateway's ``send`` and records it as sent.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine, func, select
 
 from slamonitor.periods import Month, zone
+from store.content_report import content_counts
 from store.schema import events
 
 Send = Callable[[str, str, str], Awaitable[None]]
@@ -134,3 +136,13 @@ def antispam_counts(engine: Engine, due: Due) -> dict[str, dict[str, int]]:
                 query = query.where(events.c.domain == due.domain)
             counts[name] = {str(k): int(n) for k, n in conn.execute(query)}
     return counts
+
+
+def content_lines(engine: Engine, due: Due) -> list[str]:
+    """The content-control part of the anti-spam report: matches by rule, then by user."""
+    with engine.connect() as conn:
+        counts = content_counts(conn, due.domain, due.start, due.end)
+    lines = [f"content rule {rule}: {n}" for rule, n in sorted(counts.by_rule.items())]
+    for user, rules in counts.user_table().items():
+        lines.append(f"content user {user}: " + ", ".join(f"{r} {n}" for r, n in rules.items()))
+    return lines or ["content rules: no matches"]

@@ -1,5 +1,6 @@
 """Quarantine tables beside the gateway's: recipients of held mail, accounts, API tokens,
-customer-managed sender lists, virus release requests, used digest links, training labels.
+customer-managed sender lists, virus release requests, used digest links, training labels,
+and the content rules and stage actions customers manage over REST.
 
 They share ``store.schema.metadata`` so one Alembic history covers the store.
 """
@@ -88,4 +89,15 @@ training_labels = Table(
     Column("label", String(8), nullable=False, comment="ham | spam"),
     Column("source", String(32), nullable=False, comment="release | report"),
     Column("created_at", Float, nullable=False),
+)
+
+content_settings = Table(
+    "content_settings",
+    metadata,
+    Column("domain", String(255), primary_key=True),
+    Column("content_rules", Text, nullable=False, comment="JSON list of content rules"),
+    Column("actions", Text, nullable=False, comment="JSON object: spam stage -> action"),
+    Column("revision", Integer, nullable=False, comment="highest of all rows moves on each change"),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255), nullable=False),
 )

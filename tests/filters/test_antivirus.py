@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import bz2
+import gzip
 import io
+import lzma
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -13,10 +17,10 @@ from filters.antivirus import (
     EICAR,
     EICAR_NAME,
     LIMITS_EXCEEDED,
-    ArchiveLimits,
     VirusDatabase,
     scan,
 )
+from filters.archives import ArchiveLimits
 from filters.clamav import VirusSignatureError, hex_regex
 from filters.mail import Mail
 from tests.mailfactory import make_mail
@@ -31,6 +35,27 @@ def zipped(*members: tuple[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> b
     with zipfile.ZipFile(buffer, "w", compression=method) as archive:
         for name, data in members:
             archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tarred(*members: tuple[str, bytes], mode: str = "w:gz") -> bytes:
+    """A tar archive of ``members``, compressed as ``mode`` says (``w:``, ``w:gz``, ``w:xz``...)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes gzipped: about a thousandth of that on the wire."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as stream:
+        block = bytes(1024 * 1024)
+        for _ in range(size // len(block)):
+            stream.write(block)
     return buffer.getvalue()
 
 
@@ -288,3 +313,64 @@ def test_member_names_are_made_safe_for_logs() -> None:
     mail = with_file("evil.zip", zipped(("line\nbreak.com", EICAR)))
     (finding,) = scan(mail, VirusDatabase.builtin())
     assert finding.where == "attachment evil.zip/line?break.com"
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "where"),
+    [
+        ("eicar.tar.gz", tarred(("dir/eicar.com", EICAR)), "attachment eicar.tar.gz/dir/eicar.com"),
+        ("e.tgz", tarred(("e.com", EICAR), mode="w:gz"), "attachment e.tgz/e.com"),
+        ("e.tar.bz2", tarred(("e.com", EICAR), mode="w:bz2"), "attachment e.tar.bz2/e.com"),
+        ("e.tar.xz", tarred(("e.com", EICAR), mode="w:xz"), "attachment e.tar.xz/e.com"),
+        ("e.tar", tarred(("e.com", EICAR), mode="w:"), "attachment e.tar/e.com"),
+        ("eicar.com.gz", gzip.compress(EICAR), "attachment eicar.com.gz/eicar.com"),
+        ("eicar.com.bz2", bz2.compress(EICAR), "attachment eicar.com.bz2/eicar.com"),
+        ("eicar.com.xz", lzma.compress(EICAR), "attachment eicar.com.xz/eicar.com"),
+        ("renamed.dat", gzip.compress(EICAR), "attachment renamed.dat/#1"),
+        (
+            "mixed.tar.gz",
+            tarred(("a.zip", zipped(("b.txt.gz", gzip.compress(EICAR))))),
+            "attachment mixed.tar.gz/a.zip/b.txt.gz/b.txt",
+        ),
+    ],
+    ids=["tar.gz", "tgz", "tar.bz2", "tar.xz", "tar", "gz", "bz2", "xz", "renamed", "nested"],
+)
+def test_eicar_in_tar_and_compressed_files(filename: str, data: bytes, where: str) -> None:
+    assert located(with_file(filename, data), VirusDatabase.builtin()) == {(EICAR_NAME, where)}
+
+
+def test_a_gzip_bomb_stops_at_the_byte_limit() -> None:
+    bomb = gzip_bomb(64 * 1024 * 1024)
+    assert len(bomb) < 100_000  # a thousandfold: what makes it a bomb
+    found = located(with_file("zeros.gz", bomb), VirusDatabase.builtin(), limits=SMALL)
+    assert found == {(LIMITS_EXCEEDED, "attachment zeros.gz")}
+
+
+@pytest.mark.parametrize(
+    ("archive", "where"),
+    [
+        (tarred(("zeros.bin", bytes(2_000_000))), "attachment bomb.tar.gz"),
+        (tarred(*((f"f{i}.txt", b"x") for i in range(6))), "attachment bomb.tar.gz"),
+        (
+            tarred(("1.tgz", tarred(("2.tgz", tarred(("3.tgz", tarred(("4.txt", b"x")))))))),
+            "attachment bomb.tar.gz/1.tgz/2.tgz/3.tgz",
+        ),
+    ],
+    ids=["bytes", "members", "depth"],
+)
+def test_tar_limits_are_the_zip_limits(archive: bytes, where: str) -> None:
+    # A tar is at least 10 KiB of blocks: the byte limit leaves room for four of them.
+    limits = ArchiveLimits(max_depth=3, max_members=5, max_bytes=1_000_000)
+    found = located(with_file("bomb.tar.gz", archive), VirusDatabase.builtin(), limits=limits)
+    assert found == {(LIMITS_EXCEEDED, where)}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [gzip.compress(EICAR)[:12], b"\x1f\x8b" + b"garbage" * 20, tarred(("e.com", EICAR))[:-200]],
+    ids=["truncated-gz", "garbage-gz", "truncated-tar.gz"],
+)
+def test_corrupt_compressed_files_do_not_crash(data: bytes) -> None:
+    assert located(with_file("broken.gz", data), VirusDatabase.builtin()) <= {
+        (EICAR_NAME, "attachment broken.gz/broken")
+    }

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+import tarfile
+import zipfile
+
 import pytest
 
 from filters import content
@@ -97,3 +102,49 @@ def test_a_catastrophic_customer_regex_is_stopped_and_named() -> None:
     (hit,) = content.check(mail, config, config.domain_policy("example.test"))
     assert hit.symbol == "CONTENT_RULE_TIMEOUT" and hit.action is Action.DELIVER
     assert "'slow'" in hit.reason
+
+
+def _zip(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _tgz(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "where"),
+    [
+        ("tools.zip", _zip("bin/setup.exe", b"MZ"), "tools.zip/bin/setup.exe"),
+        ("tools.tar.gz", _tgz("setup.exe", b"MZ"), "tools.tar.gz/setup.exe"),
+        ("setup.exe.gz", gzip.compress(b"MZ"), "setup.exe.gz/setup.exe"),
+        ("nested.zip", _zip("in.tgz", _tgz("setup.exe", b"MZ")), "nested.zip/in.tgz/setup.exe"),
+    ],
+)
+def test_attachment_types_match_inside_archives(filename: str, data: bytes, where: str) -> None:
+    config = _config({"name": "exe", "attachment_types": [".exe"], "action": "delete"})
+    mail = make_mail(attachments=((filename, "application/octet-stream", data),))
+    (hit,) = content.check(mail, config, config.domain_policy("example.test"))
+    assert hit.action is Action.DELETE and f"attachment {where}" in hit.reason
+
+
+def test_archive_limits_bound_what_content_rules_unpack() -> None:
+    config = _config({"name": "bin", "attachment_types": [".bin"], "action": "delete"})
+    config = config.model_copy(
+        update={"limits": config.limits.model_copy(update={"archive_bytes": 10_000})}
+    )
+    domain = config.domain_policy("example.test")
+    small = make_mail(attachments=(("ok.zip", "application/zip", _zip("a.bin", bytes(5_000))),))
+    assert len(content.check(small, config, domain)) == 1
+    bomb = make_mail(attachments=(("bomb.zip", "application/zip", _zip("a.bin", bytes(10**6))),))
+    # Past the limits nothing is unpacked, so nothing inside is matched: anti-virus has
+    # already reported the archive as Heuristics.Limits.Exceeded.
+    assert content.check(bomb, config, domain) == ()

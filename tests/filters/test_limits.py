@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from filters.antivirus import LIMITS_EXCEEDED, ArchiveLimits, VirusDatabase, scan
+from filters.antivirus import LIMITS_EXCEEDED, VirusDatabase, scan
+from filters.archives import ArchiveLimits
 from filters.budget import Deadline
 from filters.facts import NO_FACTS
 from filters.mail import MAX_PARTS, Mail, html_to_text

@@ -14,7 +14,7 @@ from filters.pipeline import evaluate
 from filters.policy import parse_policy
 from filters.runtime import Policy
 from filters.signatures import SignatureDatabase, signature_lines
-from filters.verdict import Action, Category
+from filters.verdict import Action, Category, Stage
 from tests.filters.test_mail import MALFORMED
 from tests.mailfactory import make_mail
 
@@ -68,11 +68,12 @@ def test_severity_rule_in_every_order(
         domain["blacklist"] = ["offers.example"]
     verdict = evaluate(mail, NO_FACTS, _policy(tmp_path, domain, signed=mail))
 
+    # A later stage runs only if it is more severe and the message was not deleted.
     expected = black or Action.DELIVER
-    signatures_ran = sig > expected
-    expected = max(expected, sig)
-    heuristics_ran = heur > expected
-    expected = max(expected, heur)
+    signatures_ran = sig > expected and expected is not Action.DELETE
+    expected = max(expected, sig) if signatures_ran else expected
+    heuristics_ran = heur > expected and expected is not Action.DELETE
+    expected = max(expected, heur) if heuristics_ran else expected
 
     stages = {h.stage.value for h in verdict.hits}
     assert verdict.action is expected
@@ -80,6 +81,33 @@ def test_severity_rule_in_every_order(
     assert ("blacklist" in stages) is (black is not None)
     assert ("signatures" in stages) is signatures_ran
     assert ("heuristics" in stages) is heuristics_ran
+
+
+def test_blacklist_delete_is_final_even_before_a_quarantining_signature(tmp_path: Path) -> None:
+    mail = make_mail(SPAM_BODY, sender="promo@offers.example")
+    domain = {
+        "blacklist": ["offers.example"],
+        "actions": {"blacklist": "delete", "signatures": "quarantine"},
+        "heuristics": {"thresholds": {"quarantine": -1000.0}},
+        "content_rules": [{"name": "any", "words": ["investment"], "action": "tag_header"}],
+    }
+    verdict = evaluate(mail, NO_FACTS, _policy(tmp_path, domain, signed=mail))
+    assert (verdict.action, verdict.category) == (Action.DELETE, Category.SPAM)
+    assert verdict.symbols == ("BLACKLIST_PRIVATE",)
+    assert verdict.skipped == (Stage.SIGNATURES, Stage.HEURISTICS, Stage.CONTENT)
+    assert "not run: signatures, heuristics, content" in verdict.explain()
+
+
+def test_signature_delete_skips_a_quarantining_heuristic(tmp_path: Path) -> None:
+    mail = make_mail(SPAM_BODY, sender="promo@offers.example")
+    domain = {
+        "actions": {"signatures": "delete"},
+        "heuristics": {"thresholds": {"quarantine": -1000.0}},
+    }
+    verdict = evaluate(mail, NO_FACTS, _policy(tmp_path, domain, signed=mail))
+    assert verdict.action is Action.DELETE
+    assert verdict.symbols == ("SIGNATURE_EXACT",)
+    assert verdict.skipped == (Stage.HEURISTICS, Stage.CONTENT)
 
 
 def test_whitelist_ends_spam_checks(tmp_path: Path) -> None:

@@ -66,6 +66,21 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
             "neither the rule nor the domain sets `admin`",
         ),
         ({"domainz": {}}, "domainz", "Extra inputs are not permitted"),
+        (
+            {"domains": {"a.test": {"redirect_to": "review@elsewhere.example"}}},
+            "domains.a.test.redirect_to",
+            "'review@elsewhere.example' is not an address in a scanned domain (scanned: a.test)",
+        ),
+        (
+            {"default": {"redirect_to": "review@a.test.evil.example"}, "domains": {"a.test": {}}},
+            "default.redirect_to",
+            "not an address in a scanned domain",
+        ),
+        (
+            {"domains": {"a.test": {"redirect_to": "a.test"}}},
+            "domains.a.test.redirect_to",
+            "'a.test' is not an address in a scanned domain",
+        ),
     ],
 )
 def test_bad_values_name_file_and_key(doc: dict[str, object], key: str, message: str) -> None:
@@ -73,6 +88,11 @@ def test_bad_values_name_file_and_key(doc: dict[str, object], key: str, message:
         parse_policy(doc, "site.toml")
     assert f"site.toml: {key}:" in str(err.value)
     assert message in str(err.value)
+
+
+def test_redirect_to_an_address_in_another_scanned_domain_is_accepted() -> None:
+    config = parse_policy({"domains": {"a.test": {"redirect_to": "Review@B.test"}, "b.test": {}}})
+    assert config.domain_policy("a.test").redirect_to == "Review@B.test"
 
 
 def test_unreadable_and_unparsable_files(tmp_path: Path) -> None:

@@ -81,6 +81,10 @@ async def test_a_gateway_mails_due_reports_once(tmp_path: Path) -> None:
         event("a", START - 30 * 86400, 3.0, domain="example.test"),  # October
         event("b", START - 7 * 86400, 1.0, domain="example.test", category="spam",
               outcome="quarantined"),  # week 46
+        event("c", START - 7 * 86400, 1.0, domain="example.test", hits=[
+            {"symbol": "CONTENT_RULE", "stage": "content", "rule": "no-exe",
+             "recipients": ["bob@example.test", "carol@example.test"]},
+        ]),  # week 46, a content rule that only logs
     ]))  # fmt: skip
     store.close()
     clock = VirtualClock()
@@ -105,6 +109,8 @@ async def test_a_gateway_mails_due_reports_once(tmp_path: Path) -> None:
         assert spam.rcpt_tos == ("it@example.test",)
         text = email.message_from_bytes(spam.data).get_payload(decode=True)
         assert isinstance(text, bytes) and b"category spam: 1" in text
+        assert b"content rule no-exe: 1\r\n" in text
+        assert b"content user carol@example.test: no-exe 1\r\n" in text
         sla = by_subject["Mailmoat service levels 2026-10 for example.test"].data
         sla_text = email.message_from_bytes(sla).get_payload(decode=True)
         assert isinstance(sla_text, bytes)
