@@ -1,7 +1,9 @@
 """After the 250: filter each spooled message, record the outcome, queue deliveries.
 
 A message is filtered per recipient domain (each domain's policy decides
-for its own users). The outcome of every domain (events, deliveries,
+for its own users); outbound mail (from the submission listener) is filtered
+once, by its sender's domain's policy, and that verdict applies to every
+recipient domain. The outcome of every domain (events, deliveries,
 quarantine entries) is stored in one transaction with the message marked
 filtered, so a crash leaves a message either untouched (filtered again at
 start-up) or completely handled.
@@ -45,7 +47,7 @@ from service.storeretry import until_stored
 from service.virus_alerts import AlertSettings, AlertTo, Planned, plan
 from store.holding import QuarantineUnavailable
 from store.queue import bounced_alerts
-from store.records import Delivery, Recorded, Spooled
+from store.records import Delivery, Direction, Recorded, Spooled
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")
@@ -165,13 +167,20 @@ class Processor:
         self, message: Spooled, groups: dict[str, tuple[str, ...]]
     ) -> list[tuple[Verdict, float]]:
         envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
+        outbound = message.direction is Direction.OUTBOUND
         started = time.perf_counter()
-        facts = await self.classifier.facts(message.raw, envelope)
+        facts = await self.classifier.facts(message.raw, envelope, outbound=outbound)
         self.metrics.enriched(time.perf_counter() - started)
         if self.lists is not None:
             facts = replace(facts, lists=await self.lists.snapshot())
         for result in facts.dnsbl:
             self.metrics.dns_lookup(result.zone, result.seconds, result.status)
+        if outbound:
+            # The sender's customer policy judges the whole message, for every recipient domain.
+            verdicts = await self.classifier.classify(
+                message.raw, envelope, [message.rcpt_tos], facts, outbound=True
+            )
+            return verdicts * len(groups)
         return await self.classifier.classify(message.raw, envelope, list(groups.values()), facts)
 
     async def _record(
@@ -210,12 +219,13 @@ class Processor:
         if self.waiting.pop(message.id, None) is not None:
             self.metrics.quarantine_waiting(len(self.waiting))
         for (verdict, seconds), (record, _, _) in zip(verdicts, outcomes, strict=True):
-            self.metrics.verdict(verdict, seconds)
+            self.metrics.verdict(verdict, seconds, message.direction)
             log.info(
                 "filtered",
                 extra={
                     "queue_id": message.id,
                     "domain": record.domain,
+                    "direction": message.direction,
                     "action": record.action,
                     "outcome": record.outcome,
                     "score": round(record.score, 2),
@@ -288,7 +298,9 @@ class Processor:
 
     async def _queue(self, message: Spooled, recorded: Recorded) -> list[Delivery]:
         created = recorded.deliveries
-        if recorded.new_accounts and self.notices is not None:
+        # Outbound: held mail's recipients are strangers; only our customers get notices.
+        inbound = message.direction is Direction.INBOUND
+        if recorded.new_accounts and self.notices is not None and inbound:
             created += await self.notices(message, recorded.new_accounts)
         self.outbound.add(created)
         return created
