@@ -304,7 +304,7 @@ async def test_metrics_and_probes_over_http(start_gateway: Start, sink: Recordin
 
         await eventually(delivered)
         text = (await http.get("/metrics")).text
-    relay_denied = '{reason="relay_denied",direction="inbound"} 1.0'
+    relay_denied = '{direction="inbound",reason="relay_denied"} 1.0'
     assert "mailmoat_messages_rejected_total" + relay_denied in text
     clean = '{action="deliver",category="clean",direction="inbound"} 1.0'
     assert "mailmoat_verdicts_total" + clean in text

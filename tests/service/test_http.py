@@ -245,7 +245,7 @@ async def test_real_server_scrape(served: str) -> None:
         scraped = await http.get("/metrics", auth=("prometheus", "s3cret"))
     assert denied.status_code == 401
     assert scraped.status_code == 200
-    assert 'mailmoat_messages_rejected_total{reason="size",direction="inbound"} 1.0' in scraped.text
+    assert 'mailmoat_messages_rejected_total{direction="inbound",reason="size"} 1.0' in scraped.text
 
 
 async def test_docs_work_offline_and_the_schema_lists_problem_responses() -> None:
