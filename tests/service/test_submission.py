@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from loadtest.relaytest import relay_probes, run_relay_test
 from service.app import Gateway
 from service.config import ConfigError, GatewayConfig, load_config
+from slamonitor.events import load_events
+from slamonitor.periods import Month
 from store import submission_users
 from store.store import Store
 from tests.dnsserver import MxDnsServer
@@ -129,6 +131,8 @@ async def test_a_signed_in_user_sends_anywhere_delivered_by_mx(outbound: Outboun
             == [("foreign.test", "outbound", 1)]
         )
     )
+    # The service levels are about mail to customers: this event is not among the month's.
+    assert len(load_events(outbound.gateway.store.engine, Month.containing(START))) == 0
     assert outbound.metric("mailmoat_messages_accepted_total", direction="outbound") == 1
     assert outbound.metric("mailmoat_messages_accepted_total", direction="inbound") == 0
     verdicts = "mailmoat_verdicts_total"
