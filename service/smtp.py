@@ -68,6 +68,8 @@ class Gatekeeper:
 
     direction = Direction.INBOUND
     """Which way accepted mail travels: recorded with it, and a metric label."""
+    offers_auth = False
+    """Port 25 authenticates no one, so AUTH is not listed in the EHLO reply."""
 
     def __init__(
         self,
@@ -99,8 +101,9 @@ class Gatekeeper:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        # No AUTH: nothing here authenticates, so offering it would only produce 535s.
-        kept = [r for r in responses[:-1] if not r[4:].upper().startswith("AUTH")]
+        # Offering AUTH where nothing authenticates would only produce 535s.
+        kept = [r for r in responses[:-1]
+                if self.offers_auth or not r[4:].upper().startswith("AUTH")]  # fmt: skip
         # aiosmtpd reads commands from a stream, so pipelined commands work; say so.
         return [*kept, "250-PIPELINING", responses[-1]]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Session
 
 from filters.lists import domain_of
 from service.config import GatewayConfig
@@ -74,22 +74,11 @@ class SubmissionGate(Gatekeeper):
     """The port-25 handler with the submission rules: own domain as sender, any recipient."""
 
     direction = Direction.OUTBOUND
+    offers_auth = True  # aiosmtpd lists AUTH only once TLS is up (auth_require_tls)
 
     def __init__(self, *, limits: SenderLimits, **gatekeeper: Any) -> None:
         super().__init__(**gatekeeper)
         self.limits = limits
-
-    async def handle_EHLO(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        session.host_name = hostname
-        # aiosmtpd lists AUTH only once TLS is up (auth_require_tls); keep it.
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     def check_sender(self, session: Session, sender: str) -> str | None:
         account = session.auth_data

@@ -23,6 +23,15 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def _direction(comment: str) -> Column[str]:
+    """The column for store.records.Direction, in messages and in events."""
+    return Column(
+        "direction", String(8), nullable=False, default="inbound", server_default="inbound",
+        comment=comment,
+    )  # fmt: skip
+
+
 messages = Table(
     "messages",
     metadata,
@@ -36,14 +45,7 @@ messages = Table(
     Column("raw", LargeBinary, nullable=False),
     Column("state", String(16), nullable=False, comment="spooled | filtered"),
     Column("worker", Integer, nullable=False, default=0, comment="worker that accepted it"),
-    Column(
-        "direction",
-        String(8),
-        nullable=False,
-        default="inbound",
-        server_default="inbound",
-        comment="inbound (port 25) | outbound (submission)",
-    ),
+    _direction("inbound (port 25) | outbound (submission)"),
     Column("lease_owner", String(128), comment="node filtering it; NULL: released"),
     Column("lease_until", Float, nullable=False, default=0.0, comment="others may claim after"),
 )
@@ -96,14 +98,7 @@ events = Table(
     Column("size", Integer, nullable=False),
     Column("recipients", Integer, nullable=False),
     Column("detail", Text),
-    Column(
-        "direction",
-        String(8),
-        nullable=False,
-        default="inbound",
-        server_default="inbound",
-        comment="inbound | outbound: outbound virus alerts go to the sender only",
-    ),
+    _direction("inbound | outbound: outbound virus alerts go to the sender only"),
 )
 Index("ix_events_received", events.c.received_at)
 Index("ix_events_message", events.c.message_id, events.c.domain)
