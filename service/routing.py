@@ -50,7 +50,8 @@ class Router:
     otherwise DNS decides. ``resolver`` is injected so tests can point it at a
     loopback server; by default the system's resolver configuration is used.
     ``rand`` orders MX hosts of equal preference, which RFC 5321 5.1 asks to
-    be randomised so their load is shared.
+    be randomised so their load is shared. ``mx_port`` is 25 but in tests,
+    where the MX of a foreign domain is a loopback sink.
     """
 
     def __init__(
