@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from filters.lists import domain_of
 from filters.mail import Envelope
 from filters.verdict import Verdict
 from service.actions import (
@@ -264,7 +265,13 @@ class Processor:
         alert bounced from get none (see ``virus_alerts``). The plans are
         counted once the outcome is stored.
         """
-        settings = [self.alert_settings(record.domain) for record, _, _ in outcomes]
+        # Outbound mail is the sending customer's: its settings, and its sender only (SPEC 3).
+        sender_domain = domain_of(message.mail_from)
+        outbound = message.direction is Direction.OUTBOUND
+        settings = [
+            self.alert_settings(sender_domain if outbound else record.domain)
+            for record, _, _ in outcomes
+        ]
         if not any(verdict.is_virus for verdict, _ in verdicts) or not any(
             s.to is not AlertTo.NONE or s.admin is not None for s in settings
         ):
@@ -282,7 +289,7 @@ class Processor:
             planned = plan(
                 message, groups.get(record.domain, ()), verdict, record.outcome, chosen,
                 hostname=self.hostname, now=now, suspect_sender=sender_suspect(verdict),
-                bounced=bounced, already=alerted,
+                bounced=bounced, already=alerted, direction=message.direction,
             )  # fmt: skip
             alerted += [address for _, item in planned.alerts for address in item.rcpt_tos]
             plans.append(planned)

@@ -38,6 +38,7 @@ class Outbound:
 
     gateway: Gateway
     mx: RecordingSink
+    sink: RecordingSink
     now: list[float]
     registry: CollectorRegistry
 
@@ -79,6 +80,8 @@ def submission_config(tmp_path: Path, sink: RecordingSink, mx: RecordingSink) ->
         smtp={"tls_cert": str(tmp_path / "cert.pem"), "tls_key": str(tmp_path / "key.pem")},
         submission={"port": 0, "messages_per_minute": 3, "recipients_per_hour": 6},
         delivery={"mx_port": mx.port},
+        # "both": outbound, the sender alone is told all the same (SPEC 3).
+        domains={"sender.test": {"downstream": f"127.0.0.1:{sink.port}", "virus_alerts": "both"}},
     )
 
 
@@ -98,7 +101,7 @@ async def outbound(
     registry = CollectorRegistry()
     gateway = Gateway(config, registry=registry, resolver=resolver, clock=lambda: now[0])
     await gateway.start()
-    yield Outbound(gateway, mx_sink, now, registry)
+    yield Outbound(gateway, mx_sink, sink, now, registry)
     await gateway.stop()
 
 
@@ -233,7 +236,10 @@ async def test_a_virus_in_outbound_mail_is_not_delivered(outbound: Outbound) -> 
     await eventually(lambda: len(rows(outbound.db, "SELECT id FROM events")) == 2)
     assert got.rcpt_tos == ("carol@foreign.test",)  # only the clean one reached the MX
     virus = rows(outbound.db, "SELECT category, direction FROM events WHERE category = 'virus'")
-    assert virus == [("virus", "outbound")]  # the direction lets alerts go to the sender only
+    assert virus == [("virus", "outbound")]
+    (alert,) = await outbound.sink.wait_for(1, timeout=15)  # the sender's own server
+    assert alert.rcpt_tos == (USER,) and alert.mail_from == "<>"
+    assert [r.rcpt_tos for r in outbound.mx.received] == [("carol@foreign.test",)]  # no alert
     assert rows(outbound.db, "SELECT COUNT(*) FROM deliveries WHERE domain = 'foreign.test'") == [
         (1,)
     ]
