@@ -11,7 +11,10 @@ on every message and, when it finds something, decides alone. Content
 control is the customer's own policy and runs last, for whitelisted senders
 too; the more severe of spam and content wins. A stage that does not run is
 recorded in ``Verdict.skipped``. Sender-authentication facts become hits
-whose scores count with the heuristics.
+whose scores count with the heuristics. Outbound mail (sent by a customer's
+own user) is judged by the sender domain's policy, and its ``outbound``
+switches may turn the anti-spam stages or the content rules off; anti-virus
+always runs.
 """
 
 from __future__ import annotations
@@ -50,17 +53,23 @@ class _Run:
         return self.action is Action.DELETE
 
 
-def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
+def evaluate(mail: Mail, facts: Facts, policy: Policy, *, outbound: bool = False) -> Verdict:
     """Decide what happens to ``mail``. No I/O, no clock: the same inputs, the same verdict.
 
     The policy of the first recipient's domain applies; the gateway hands the
-    pipeline one domain's recipients at a time. When the policy carries a
+    pipeline one domain's recipients at a time. ``outbound`` mail is judged by
+    the sender's domain's policy and its ``outbound`` switches. When the policy carries a
     clock, a stage that would start after ``limits.time_budget`` is skipped,
     and ``FILTER_TIME_BUDGET`` names the skipped stages and asks for
     ``limits.time_budget_action``.
     """
-    name = domain_of(mail.recipients[0]) if mail.recipients else ""
+    if outbound:
+        name = mail.sender_domain
+    else:
+        name = domain_of(mail.recipients[0]) if mail.recipients else ""
     domain = with_dynamic_lists(policy.config.domain_policy(name), facts.lists.get(name))
+    spam_on = domain.outbound.spam or not outbound
+    content_on = domain.outbound.content or not outbound
     limits = policy.config.limits
     deadline = Deadline.after(limits.time_budget, policy.clock)
     archive = ArchiveLimits(limits.archive_depth, limits.archive_members, limits.archive_bytes)
@@ -68,9 +77,12 @@ def evaluate(mail: Mail, facts: Facts, policy: Policy) -> Verdict:
     if found:
         return _virus_verdict(found)
     run = _Run()
-    _spam(mail, facts, policy, domain, deadline, run)
+    if spam_on:
+        _spam(mail, facts, policy, domain, deadline, run)
+    else:
+        run.skipped += [Stage.WHITELIST, Stage.BLACKLIST, Stage.SIGNATURES, Stage.HEURISTICS]
     action, score = run.action, total_score(run.hits)
-    if run.deleted:
+    if run.deleted or not content_on:
         run.skipped.append(Stage.CONTENT)
         rules: tuple[Hit, ...] = ()
     elif deadline.passed():

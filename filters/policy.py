@@ -153,6 +153,13 @@ class HeuristicsPolicy(_Model):
         return max(reached, default=Action.DELIVER)
 
 
+class OutboundPolicy(_Model):
+    """What runs on mail a customer's users send out; anti-virus always runs."""
+
+    spam: bool = Field(True, description="run the anti-spam stages on outbound mail")
+    content: bool = Field(True, description="run the domain's content rules on outbound mail")
+
+
 class DomainPolicy(Lists):
     """Everything one customer domain configures."""
 
@@ -164,6 +171,9 @@ class DomainPolicy(Lists):
     groups: dict[str, GroupPolicy] = Field(default_factory=dict)
     users: dict[str, UserPolicy] = Field(default_factory=dict)
     content_rules: list[ContentRule] = Field(default_factory=list)
+    outbound: OutboundPolicy = Field(
+        default_factory=OutboundPolicy, description="stages run on mail the domain's users send"
+    )
 
     @field_validator("users")
     @classmethod

@@ -34,7 +34,7 @@ from quarantine.held import HeldMessage
 from quarantine.service import Quarantine
 from quarantine.upkeep import Upkeep
 from quarantine.web.router import create_router as customer_pages
-from service import recovery, sla_hooks
+from service import recovery, sla_hooks, submission
 from service.classifier import Classifier, PolicySource
 from service.config import DomainConfig, GatewayConfig
 from service.dynamic_lists import DynamicLists
@@ -125,6 +125,8 @@ class Gateway:
         self.serve_http = serve_http
         self.sessions: set[SMTP] = set()
         self.smtp_port = 0
+        self.submission_port = 0
+        self.submission: asyncio.Server | None = None
         self.http_port = 0
         self._stopped = False
 
@@ -156,7 +158,7 @@ class Gateway:
         self.writer.timed = self.metrics.store_commit
         self.outbound = DeliveryQueue(
             self.writer,
-            Router(config.routes(), self.resolver),
+            Router(config.routes(), self.resolver, mx_port=config.delivery.mx_port),
             self.metrics,
             config.delivery,
             hostname=config.smtp.hostname,
@@ -243,6 +245,13 @@ class Gateway:
             factory, config.smtp.host, config.smtp.port, reuse_port=self.workers > 1
         )
         self.smtp_port = self.smtp.sockets[0].getsockname()[1]
+        if config.submission.enabled:
+            self.submission = await submission.listen(
+                config, store=self.store, writer=self.writer, submit=self.processor.submit,
+                has_room=self.processor.has_room, metrics=self.metrics, sessions=self.sessions,
+                worker=self.worker, clock=self.clock, reuse_port=self.workers > 1,
+            )  # fmt: skip
+            self.submission_port = self.submission.sockets[0].getsockname()[1]
         self._watchers: list[asyncio.Task[None]] = []
         if self.worker == 0:  # one watcher for the whole gateway, whatever --workers says
             self._start_watchers(queue_lengths)
@@ -251,7 +260,12 @@ class Gateway:
             await self._start_http()
         log.info(
             "gateway listening",
-            extra={"smtp": self.smtp_port, "http": self.http_port, "worker": self.worker},
+            extra={
+                "smtp": self.smtp_port,
+                "submission": self.submission_port or None,
+                "http": self.http_port,
+                "worker": self.worker,
+            },
         )
 
     def _released(
@@ -366,6 +380,8 @@ class Gateway:
             return
         self._stopped = True
         self.smtp.close()
+        if self.submission is not None:
+            self.submission.close()
         deadline = time.monotonic() + DRAIN_SECONDS
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -373,6 +389,8 @@ class Gateway:
             if session.transport is not None:
                 session.transport.close()
         await self.smtp.wait_closed()
+        if self.submission is not None:
+            await self.submission.wait_closed()
         if self.http is not None:
             self.http.should_exit = True
             await self._http_task

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filters.authentication import authenticate, make_lookup
@@ -112,7 +112,11 @@ def lookup_names(raw: bytes) -> tuple[str, ...]:
 
 
 def classify(
-    raw: bytes, envelope: Envelope, groups: Sequence[tuple[str, ...]], facts: Facts
+    raw: bytes,
+    envelope: Envelope,
+    groups: Sequence[tuple[str, ...]],
+    facts: Facts,
+    outbound: bool = False,
 ) -> list[tuple[Verdict, float]]:
     """One verdict per recipient group, with the seconds filtering took (runs in a worker)."""
     assert _holder is not None, "worker not initialised"
@@ -121,7 +125,7 @@ def classify(
     out = []
     for rcpts in groups:
         start = time.perf_counter()
-        verdict = evaluate(mail.for_recipients(rcpts), facts, policy)
+        verdict = evaluate(mail.for_recipients(rcpts), facts, policy, outbound=outbound)
         out.append((verdict, time.perf_counter() - start))
     return out
 
@@ -149,11 +153,18 @@ class Classifier:
             processes, _init_worker, (source,), hard_timeout=hard_timeout, on_restart=on_restart
         )
 
-    async def facts(self, raw: bytes, envelope: Envelope) -> Facts:
-        """Block-list answers and, with ``[auth] enabled``, SPF/DKIM/DMARC, concurrently."""
+    async def facts(self, raw: bytes, envelope: Envelope, *, outbound: bool = False) -> Facts:
+        """Block-list answers and, with ``[auth] enabled``, SPF/DKIM/DMARC, concurrently.
+
+        ``outbound`` mail comes from a signed-in customer user, often on a home or mobile
+        address that IP block lists and SPF would wrongly hold against it: only the
+        body's host names are looked up.
+        """
         zones = self.config.dnsbl
+        if outbound:
+            envelope = replace(envelope, client_ip=None)
         checked = None
-        if self.config.auth.enabled:
+        if self.config.auth.enabled and not outbound:
             checked = asyncio.create_task(
                 authenticate(Mail(raw, envelope), self.config.auth, self.lookup)
             )
@@ -166,9 +177,15 @@ class Classifier:
         return Facts(dnsbl=results, auth=await checked if checked is not None else None)
 
     async def classify(
-        self, raw: bytes, envelope: Envelope, groups: Sequence[tuple[str, ...]], facts: Facts
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        groups: Sequence[tuple[str, ...]],
+        facts: Facts,
+        *,
+        outbound: bool = False,
     ) -> list[tuple[Verdict, float]]:
-        return await self.pool.run(classify, raw, envelope, list(groups), facts)
+        return await self.pool.run(classify, raw, envelope, list(groups), facts, outbound)
 
     def close(self) -> None:
         self.pool.close()

@@ -23,6 +23,7 @@ from loadtest.generate import generate
 from loadtest.relaytest_cli import add_relaytest
 from service.evaluate_cmd import add_evaluate
 from service.lock import StoreLocked
+from service.submission_cli import add_submission_user
 from slamonitor.cli import add_commands as add_sla_commands
 
 DEFAULT_POLICY = Path(str(files("mailmoat_examples").joinpath("policy.toml")))
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     actions.add_parser("list", help="every token, active or revoked")
     p.set_defaults(func=cmd_token)
+    add_submission_user(sub)
     return parser
 
 

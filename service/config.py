@@ -109,6 +109,33 @@ class DeliveryConfig(_Section):
     max_age: float = Field(7 * 86400.0, gt=0, description="give up and delete after, seconds")
     timeout: float = Field(60.0, gt=0, description="seconds per network step of a delivery")
     concurrency: int = Field(20, ge=1, description="deliveries in flight at once")
+    mx_port: int = Field(
+        25, ge=1, le=65535, description="port of MX hosts (outbound mail); 25 but in tests"
+    )
+
+
+class SubmissionConfig(_Section):
+    """The port-587 style listener where customers' own users send mail out (issue 15)."""
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="submission port (587); unset: no listener; 0: a free one"
+    )
+    host: str = Field("127.0.0.1", description="address the submission listener binds")
+    tls_cert: Path | None = Field(None, description="PEM certificate; unset: smtp.tls_cert")
+    tls_key: Path | None = Field(None, description="PEM private key; unset: smtp.tls_key")
+    messages_per_minute: int = Field(
+        30, ge=1, description="messages one user may send a minute; more get 450 4.7.1"
+    )
+    recipients_per_hour: int = Field(
+        500, ge=1, description="recipients one user may address an hour; more get 450 4.7.1"
+    )
+    max_auth_failures: int = Field(
+        3, ge=1, description="failed AUTH attempts one session gets before it is closed with 421"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None
 
 
 class FilterConfig(_Section):
@@ -186,6 +213,7 @@ class GatewayConfig(_Section):
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     relaytest: RelayTestSettings = Field(default_factory=RelayTestSettings)
+    submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
     domains: dict[str, DomainConfig] = Field(default_factory=dict)
 
     @field_validator("domains")
@@ -209,14 +237,34 @@ class GatewayConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _submission_has_tls(self) -> GatewayConfig:
+        # AUTH is offered only after STARTTLS: without a certificate no one could ever send.
+        if self.submission.enabled and self.submission_tls()[0] is None:
+            raise ValueError("submission.port needs submission.tls_cert (or smtp.tls_cert)")
+        return self
+
+    def submission_tls(self) -> tuple[Path | None, Path | None]:
+        """The submission listener's certificate and key: its own, else the SMTP listener's."""
+        sub = self.submission
+        if sub.tls_cert is not None:
+            return sub.tls_cert, sub.tls_key
+        return self.smtp.tls_cert, self.smtp.tls_key
+
     def routes(self) -> dict[str, tuple[str, int]]:
         return {d: c.route for d, c in self.domains.items() if c.route is not None}
 
     def resolve_paths(self, base: Path) -> GatewayConfig:
         """Relative paths in the file are relative to the file's folder."""
-        smtp, filters = self.smtp, self.filter
+        smtp, filters, sub = self.smtp, self.filter, self.submission
         return self.model_copy(
             update={
+                "submission": sub.model_copy(
+                    update={
+                        "tls_cert": beside(base, sub.tls_cert),
+                        "tls_key": beside(base, sub.tls_key),
+                    }
+                ),
                 "smtp": smtp.model_copy(
                     update={
                         "tls_cert": beside(base, smtp.tls_cert),

@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from filters.facts import LookupStatus
 from filters.verdict import Action, Category, Stage, Verdict
 from service.virus_alerts import Party, Skipped
+from store.records import Direction
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,10 @@ class RejectReason(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     BUSY = "busy"
     SESSIONS = "sessions"
+    AUTH_REQUIRED = "auth_required"
+    WRONG_SENDER = "wrong_sender"
+    RATE_LIMITED = "rate_limited"
+    AUTH_FAILED = "auth_failed"
 
 
 def multiprocess_dir() -> str | None:
@@ -263,12 +268,17 @@ class GatewayMetrics:
         def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
             return Counter(f"mailmoat_{name}", doc, labels, registry=registry)
 
-        self._received = counter("messages_received", "Mail transactions begun (MAIL FROM).")
-        self._accepted = counter("messages_accepted", "Messages answered 250 after DATA, spooled.")
+        # ``direction``: inbound (port 25) or outbound (the submission listener).
+        self._received = counter(
+            "messages_received", "Mail transactions begun (MAIL FROM).", ["direction"]
+        )
+        self._accepted = counter(
+            "messages_accepted", "Messages answered 250 after DATA, spooled.", ["direction"]
+        )
         self._rejected = counter(
             "messages_rejected",
             "SMTP commands refused with a 4xx/5xx reply (a session can have several).",
-            ["reason"],
+            ["reason", "direction"],
         )
         self._delivered = counter(
             "messages_delivered", "Messages and redirects delivered downstream.", ["domain"]
@@ -289,7 +299,9 @@ class GatewayMetrics:
             "Delivery attempts of every kind (mail, copies, DSNs, notices) by result and reason.",
             ["domain", "result", "reason"],
         )
-        self._verdicts = counter("verdicts", "Filter verdicts.", ["action", "category"])
+        self._verdicts = counter(
+            "verdicts", "Filter verdicts.", ["action", "category", "direction"]
+        )
         self._filter_restarts = counter(
             "filter_restarts", "Filter process pools replaced after a child died or hung."
         )
@@ -370,11 +382,14 @@ class GatewayMetrics:
 
     def _initialise_series(self) -> None:
         # Known label sets start at zero so rates and absent() work before the first event.
-        for reason in RejectReason:
-            self._rejected.labels(reason.value)
-        for action in Action:
-            for category in Category:
-                self._verdicts.labels(action.label, category.value)
+        for direction in Direction:
+            self._received.labels(direction.value)
+            self._accepted.labels(direction.value)
+            for reason in RejectReason:
+                self._rejected.labels(reason.value, direction.value)
+            for action in Action:
+                for category in Category:
+                    self._verdicts.labels(action.label, category.value, direction.value)
         for domain in self._domains:
             for family in (self._delivered, self._deferred, self._bounced, self._expired):
                 family.labels(domain)
@@ -411,18 +426,20 @@ class GatewayMetrics:
                 return symbol
         return FOLDED
 
-    def received(self) -> None:
-        self._received.inc()
+    def received(self, direction: Direction = Direction.INBOUND) -> None:
+        self._received.labels(direction.value).inc()
 
-    def accepted(self) -> None:
-        self._accepted.inc()
+    def accepted(self, direction: Direction = Direction.INBOUND) -> None:
+        self._accepted.labels(direction.value).inc()
 
-    def rejected(self, reason: RejectReason) -> None:
-        self._rejected.labels(reason.value).inc()
+    def rejected(self, reason: RejectReason, direction: Direction = Direction.INBOUND) -> None:
+        self._rejected.labels(reason.value, direction.value).inc()
 
-    def verdict(self, verdict: Verdict, seconds: float) -> None:
+    def verdict(
+        self, verdict: Verdict, seconds: float, direction: Direction = Direction.INBOUND
+    ) -> None:
         """Count one filtered message: its action, every hit, and the time filtering took."""
-        self._verdicts.labels(verdict.action.label, verdict.category.value).inc()
+        self._verdicts.labels(verdict.action.label, verdict.category.value, direction.value).inc()
         for hit in verdict.hits:
             self._hits.labels(hit.stage.value, self._symbol(hit.stage, hit.symbol)).inc()
         self._filter_seconds.observe(seconds)

@@ -1,7 +1,9 @@
 """After the 250: filter each spooled message, record the outcome, queue deliveries.
 
 A message is filtered per recipient domain (each domain's policy decides
-for its own users). The outcome of every domain (events, deliveries,
+for its own users); outbound mail (from the submission listener) is filtered
+once, by its sender's domain's policy, and that verdict applies to every
+recipient domain. The outcome of every domain (events, deliveries,
 quarantine entries) is stored in one transaction with the message marked
 filtered, so a crash leaves a message either untouched (filtered again at
 start-up) or completely handled.
@@ -27,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from filters.lists import domain_of
 from filters.mail import Envelope
 from filters.verdict import Verdict
 from service.actions import (
@@ -45,7 +48,7 @@ from service.storeretry import until_stored
 from service.virus_alerts import AlertSettings, AlertTo, Planned, plan
 from store.holding import QuarantineUnavailable
 from store.queue import bounced_alerts
-from store.records import Delivery, Recorded, Spooled
+from store.records import Delivery, Direction, Recorded, Spooled
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")
@@ -165,13 +168,20 @@ class Processor:
         self, message: Spooled, groups: dict[str, tuple[str, ...]]
     ) -> list[tuple[Verdict, float]]:
         envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
+        outbound = message.direction is Direction.OUTBOUND
         started = time.perf_counter()
-        facts = await self.classifier.facts(message.raw, envelope)
+        facts = await self.classifier.facts(message.raw, envelope, outbound=outbound)
         self.metrics.enriched(time.perf_counter() - started)
         if self.lists is not None:
             facts = replace(facts, lists=await self.lists.snapshot())
         for result in facts.dnsbl:
             self.metrics.dns_lookup(result.zone, result.seconds, result.status)
+        if outbound:
+            # The sender's customer policy judges the whole message, for every recipient domain.
+            verdicts = await self.classifier.classify(
+                message.raw, envelope, [message.rcpt_tos], facts, outbound=True
+            )
+            return verdicts * len(groups)
         return await self.classifier.classify(message.raw, envelope, list(groups.values()), facts)
 
     async def _record(
@@ -210,12 +220,13 @@ class Processor:
         if self.waiting.pop(message.id, None) is not None:
             self.metrics.quarantine_waiting(len(self.waiting))
         for (verdict, seconds), (record, _, _) in zip(verdicts, outcomes, strict=True):
-            self.metrics.verdict(verdict, seconds)
+            self.metrics.verdict(verdict, seconds, message.direction)
             log.info(
                 "filtered",
                 extra={
                     "queue_id": message.id,
                     "domain": record.domain,
+                    "direction": message.direction,
                     "action": record.action,
                     "outcome": record.outcome,
                     "score": round(record.score, 2),
@@ -254,7 +265,13 @@ class Processor:
         alert bounced from get none (see ``virus_alerts``). The plans are
         counted once the outcome is stored.
         """
-        settings = [self.alert_settings(record.domain) for record, _, _ in outcomes]
+        # Outbound mail is the sending customer's: its settings, and its sender only (SPEC 3).
+        sender_domain = domain_of(message.mail_from)
+        outbound = message.direction is Direction.OUTBOUND
+        settings = [
+            self.alert_settings(sender_domain if outbound else record.domain)
+            for record, _, _ in outcomes
+        ]
         if not any(verdict.is_virus for verdict, _ in verdicts) or not any(
             s.to is not AlertTo.NONE or s.admin is not None for s in settings
         ):
@@ -272,7 +289,7 @@ class Processor:
             planned = plan(
                 message, groups.get(record.domain, ()), verdict, record.outcome, chosen,
                 hostname=self.hostname, now=now, suspect_sender=sender_suspect(verdict),
-                bounced=bounced, already=alerted,
+                bounced=bounced, already=alerted, direction=message.direction,
             )  # fmt: skip
             alerted += [address for _, item in planned.alerts for address in item.rcpt_tos]
             plans.append(planned)
@@ -288,7 +305,9 @@ class Processor:
 
     async def _queue(self, message: Spooled, recorded: Recorded) -> list[Delivery]:
         created = recorded.deliveries
-        if recorded.new_accounts and self.notices is not None:
+        # Outbound: held mail's recipients are strangers; only our customers get notices.
+        inbound = message.direction is Direction.INBOUND
+        if recorded.new_accounts and self.notices is not None and inbound:
             created += await self.notices(message, recorded.new_accounts)
         self.outbound.add(created)
         return created

@@ -10,7 +10,6 @@ memory stays within the backlog limits while the spool drains.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ from sqlalchemy import select
 
 from store.records import MessageState, Spooled
 from store.schema import messages
-from store.store import Store
+from store.store import Store, spooled_from_row
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.gateway")
@@ -33,8 +32,7 @@ def load(store: Store, queue_id: str) -> Spooled | None:
         r = conn.execute(query).one_or_none()
     if r is None or r.state != MessageState.SPOOLED:
         return None
-    rcpts = tuple(json.loads(r.rcpt_tos))
-    return Spooled(r.id, r.received_at, r.mail_from, rcpts, r.raw, r.client_ip, r.helo, r.worker)
+    return spooled_from_row(r)
 
 
 async def stream(

@@ -13,7 +13,7 @@ import dns.rdatatype
 import dns.resolver
 
 SMTP_PORT = 25
-"""The port of MX hosts; only configured downstreams use another."""
+"""The port of MX hosts unless ``Router(mx_port=...)`` says otherwise (tests: a loopback sink)."""
 
 
 class RoutingError(Exception):
@@ -50,7 +50,8 @@ class Router:
     otherwise DNS decides. ``resolver`` is injected so tests can point it at a
     loopback server; by default the system's resolver configuration is used.
     ``rand`` orders MX hosts of equal preference, which RFC 5321 5.1 asks to
-    be randomised so their load is shared.
+    be randomised so their load is shared. ``mx_port`` is 25 but in tests,
+    where the MX of a foreign domain is a loopback sink.
     """
 
     def __init__(
@@ -59,12 +60,14 @@ class Router:
         resolver: dns.asyncresolver.Resolver | None = None,
         *,
         rand: Callable[[], float] = random.random,
+        mx_port: int = SMTP_PORT,
     ) -> None:
         self._downstreams = {
             _domain_key(domain): Route(host, port) for domain, (host, port) in downstreams.items()
         }
         self._resolver = resolver if resolver is not None else dns.asyncresolver.Resolver()
         self._rand = rand
+        self._mx_port = mx_port
 
     async def routes(self, domain: str) -> list[Route]:
         """The servers to try for ``domain``, best first; raises NoRoute or RouteUnavailable."""
@@ -81,14 +84,14 @@ class Router:
             # makes the domain itself the mail host.
             for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 if await self._lookup(name, rdtype) is not None:
-                    return [Route(key, SMTP_PORT)]
+                    return [Route(key, self._mx_port)]
             raise NoRoute(f"{key}: no MX and no address records")
         # Names first, so the order depends on ``rand`` alone, not on the answer's order.
         by_name = sorted(answer, key=lambda mx: mx.exchange)
         records = sorted(by_name, key=lambda mx: (mx.preference, self._rand()))
         # A null MX (RFC 7505) names the root: the domain accepts no mail.
         routes = [
-            Route(mx.exchange.to_text(omit_final_dot=True), SMTP_PORT)
+            Route(mx.exchange.to_text(omit_final_dot=True), self._mx_port)
             for mx in records
             if mx.exchange != dns.name.root
         ]

@@ -1,5 +1,8 @@
 """Inbound SMTP (aiosmtpd): accept mail for registered domains, spool it, then say 250.
 
+The submission listener (``service/submission.py``) is the same server with
+STARTTLS and AUTH required and its own sender and recipient checks.
+
 Replies follow one table (STYLE 6): 5xx for policy refusals (relaying,
 size), 4xx only for our own temporary trouble (too many recipients in this
 transaction, store unavailable, backlog full, too many sessions). Spam is
@@ -16,16 +19,16 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, AnyStr
+from typing import Any, AnyStr, Protocol
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from filters.lists import domain_of
 from service import addresses
 from service.config import SmtpConfig
 from service.metrics import GatewayMetrics, RejectReason
 from service.rewrite import received_header
-from store.records import Spooled
+from store.records import Direction, Spooled
 from store.store import new_queue_id
 from store.writer import StoreWriter
 
@@ -38,12 +41,35 @@ BACKLOG_FULL = "451 4.3.2 System busy, try again later"
 TOO_MANY_SESSIONS = "421 4.7.0 Too many connections, try again later"
 TOO_MANY_ERRORS = "421 4.7.0 Too many errors, closing connection"
 AUTH_UNAVAILABLE = "502 5.5.1 AUTH not available"
+TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many failed authentication attempts, closing connection"
 MAX_ERRORS = 10
 """Syntax-error replies (500/501) one session gets before it is closed with 421."""
 
 
+class CredentialCheck(Protocol):
+    """Checks a login and password (slow by design); returns the account, or None."""
+
+    async def __call__(self, login: bytes, password: bytes) -> object | None: ...
+
+
+def _decoded(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    """aiosmtpd's synchronous authenticator, used only to hand on what PLAIN/LOGIN decoded.
+
+    The real check hashes (about 0.1 s of CPU) and reads the store, so it is
+    awaited in ``auth_PLAIN``/``auth_LOGIN`` below, never run on the loop.
+    """
+    return AuthResult(success=True, auth_data=auth_data)
+
+
 class Gatekeeper:
     """The aiosmtpd handler: relay control, recipient limits, durable spooling."""
+
+    direction = Direction.INBOUND
+    """Which way accepted mail travels: recorded with it, and a metric label."""
+    offers_auth = False
+    """Port 25 authenticates no one, so AUTH is not listed in the EHLO reply."""
 
     def __init__(
         self,
@@ -75,8 +101,9 @@ class Gatekeeper:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
-        # No AUTH: nothing here authenticates, so offering it would only produce 535s.
-        kept = [r for r in responses[:-1] if not r[4:].upper().startswith("AUTH")]
+        # Offering AUTH where nothing authenticates would only produce 535s.
+        kept = [r for r in responses[:-1]
+                if self.offers_auth or not r[4:].upper().startswith("AUTH")]  # fmt: skip
         # aiosmtpd reads commands from a stream, so pipelined commands work; say so.
         return [*kept, "250-PIPELINING", responses[-1]]
 
@@ -88,12 +115,16 @@ class Gatekeeper:
         address: str,
         mail_options: list[str],
     ) -> str:
-        self.metrics.received()
-        if addresses.reverse_path(address) is None:
-            self.metrics.rejected(RejectReason.SYNTAX)
+        self.metrics.received(self.direction)
+        sender = addresses.reverse_path(address)
+        if sender is None:
+            self.metrics.rejected(RejectReason.SYNTAX, self.direction)
             return addresses.BAD_SENDER
+        refusal = self.check_sender(session, sender)
+        if refusal is not None:
+            return refusal
         if not self.has_room(0):
-            self.metrics.rejected(RejectReason.BUSY)
+            self.metrics.rejected(RejectReason.BUSY, self.direction)
             return BACKLOG_FULL
         envelope.mail_from = address  # "<>" stays truthy: aiosmtpd checks it before RCPT
         envelope.mail_options.extend(mail_options)
@@ -111,19 +142,29 @@ class Gatekeeper:
             address, utf8=envelope.smtp_utf8, allow_routing=self.config.allow_routing_localparts
         )
         if refusal is not None:
-            self.metrics.rejected(RejectReason.SYNTAX)
+            self.metrics.rejected(RejectReason.SYNTAX, self.direction)
             return refusal
-        domain = domain_of(address)
-        if domain not in self.domains:
-            self.metrics.rejected(RejectReason.RELAY_DENIED)
-            log.info("relay denied", extra={"rcpt": address, "peer": session.peer})
-            return RELAY_DENIED
+        refusal = self.check_recipient(session, address)
+        if refusal is not None:
+            return refusal
         if len(envelope.rcpt_tos) >= self.config.max_recipients:
-            self.metrics.rejected(RejectReason.RECIPIENTS)
+            self.metrics.rejected(RejectReason.RECIPIENTS, self.direction)
             return TOO_MANY_RECIPIENTS
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
+
+    def check_sender(self, session: Session, sender: str) -> str | None:
+        """Port 25 takes any well-formed sender: the filter judges it, not the SMTP reply."""
+        return None
+
+    def check_recipient(self, session: Session, address: str) -> str | None:
+        """Relay control: only the registered domains' users get mail through port 25."""
+        if domain_of(address) not in self.domains:
+            self.metrics.rejected(RejectReason.RELAY_DENIED, self.direction)
+            log.info("relay denied", extra={"rcpt": address, "peer": session.peer})
+            return RELAY_DENIED
+        return None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         queue_id = new_queue_id()
@@ -138,7 +179,7 @@ class Gatekeeper:
         )
         content = envelope.original_content or b""
         if not self.has_room(len(content)):  # bounded memory: refuse before it is taken on
-            self.metrics.rejected(RejectReason.BUSY)
+            self.metrics.rejected(RejectReason.BUSY, self.direction)
             return BACKLOG_FULL
         message = Spooled(
             id=queue_id,
@@ -149,14 +190,15 @@ class Gatekeeper:
             client_ip=peer,
             helo=session.host_name,
             worker=self.worker,
+            direction=self.direction,
         )
         try:
             await self.writer.spool(message)
         except Exception:  # the client must retry: we never say 250 for what is not on disk
             log.exception("spool failed for %s", queue_id)
-            self.metrics.rejected(RejectReason.UNAVAILABLE)
+            self.metrics.rejected(RejectReason.UNAVAILABLE, self.direction)
             return NOT_STORED
-        self.metrics.accepted()
+        self.metrics.accepted(self.direction)
         self.submit(message)
         log.debug(
             "accepted",
@@ -180,8 +222,17 @@ def server_factory(
     metrics: GatewayMetrics,
     sessions: set[SMTP],
     tls: ssl.SSLContext | None,
+    *,
+    check: CredentialCheck | None = None,
+    max_auth_failures: int = 3,
 ) -> Callable[[], SMTP]:
-    """A protocol factory for ``loop.create_server`` with our limits and session accounting."""
+    """A protocol factory for ``loop.create_server`` with our limits and session accounting.
+
+    With ``check`` (the submission listener) STARTTLS is required before
+    anything else, and AUTH PLAIN/LOGIN is offered after it and required
+    before MAIL; a session gets ``max_auth_failures`` wrong passwords, then 421.
+    """
+    direction = handler.direction
 
     per_client: Counter[str] = Counter()
 
@@ -190,6 +241,7 @@ def server_factory(
         client = ""
         refused = False
         errors = 0
+        auth_failures = 0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             peer = transport.get_extra_info("peername")
@@ -200,7 +252,7 @@ def server_factory(
             ):
                 # Refused before aiosmtpd sets up a session: a flood costs one write each.
                 self.refused = True
-                metrics.rejected(RejectReason.SESSIONS)
+                metrics.rejected(RejectReason.SESSIONS, direction)
                 assert isinstance(transport, asyncio.WriteTransport)
                 transport.write(f"{TOO_MANY_SESSIONS}\r\n".encode())
                 transport.close()
@@ -222,16 +274,45 @@ def server_factory(
             super().connection_lost(error)
 
         async def smtp_AUTH(self, arg: str) -> None:
-            # Nothing here authenticates (no submission service): say so plainly.
-            await self.push(AUTH_UNAVAILABLE)
+            if check is None:  # port 25: nothing here authenticates, say so plainly
+                await self.push(AUTH_UNAVAILABLE)
+                return
+            await super().smtp_AUTH(arg)
+
+        async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+            return await self._checked(await super().auth_PLAIN(server, args))
+
+        async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+            return await self._checked(await super().auth_LOGIN(server, args))
+
+        async def _checked(self, decoded: AuthResult) -> AuthResult:
+            if check is None or not decoded.success:
+                return decoded
+            credentials = decoded.auth_data
+            assert isinstance(credentials, LoginPassword)
+            account = await check(credentials.login, credentials.password)
+            # handled=False: aiosmtpd itself answers 535 5.7.8 to a failure.
+            return AuthResult(success=account is not None, handled=False, auth_data=account)
 
         async def push(self, status: AnyStr) -> None:
             text = status if isinstance(status, str) else status.decode("ascii", "replace")
             if text.startswith(("500", "501")):
                 self.errors += 1
                 if self.errors > MAX_ERRORS and self.transport is not None:
-                    metrics.rejected(RejectReason.COMMANDS)
+                    metrics.rejected(RejectReason.COMMANDS, direction)
                     await super().push(TOO_MANY_ERRORS)
+                    self.transport.close()
+                    return
+            elif text.startswith(("530 Must", "538")):
+                metrics.rejected(RejectReason.TLS_REQUIRED, direction)
+            elif text.startswith("530"):
+                metrics.rejected(RejectReason.AUTH_REQUIRED, direction)
+            elif text.startswith("535"):
+                metrics.rejected(RejectReason.AUTH_FAILED, direction)
+                self.auth_failures += 1
+                if self.auth_failures >= max_auth_failures and self.transport is not None:
+                    await super().push(status)
+                    await super().push(TOO_MANY_AUTH_FAILURES)
                     self.transport.close()
                     return
             await super().push(status)
@@ -247,6 +328,13 @@ def server_factory(
             "command_call_limit": call_limits(config),
             "tls_context": tls,
         }
+        if check is not None:
+            kwargs |= {
+                "authenticator": _decoded,
+                "auth_require_tls": True,
+                "require_starttls": True,
+                "auth_required": True,
+            }
         return GatewaySMTP(handler, **kwargs)
 
     return build

@@ -31,7 +31,7 @@ from filters.lists import domain_of
 from filters.verdict import Category, Verdict
 from service.dsn import should_notify
 from service.notices import alert_mail
-from store.records import DeliveryKind, NewDelivery, Outcome, Spooled
+from store.records import DeliveryKind, Direction, NewDelivery, Outcome, Spooled
 
 
 class AlertTo(enum.StrEnum):
@@ -41,13 +41,6 @@ class AlertTo(enum.StrEnum):
     SENDER = "sender"
     RECIPIENT = "recipient"
     BOTH = "both"
-
-
-class Direction(enum.StrEnum):
-    """Whether a message came in for a customer or was sent out by one of its users."""
-
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
 
 
 class Party(enum.StrEnum):

@@ -46,7 +46,7 @@ def _fold(conn: Connection, tz: str, batch: int) -> int:
     rows = conn.execute(
         select(events.c.id, events.c.domain, events.c.received_at, messages.c.rcpt_tos)
         .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id))
-        .where(events.c.id > last)
+        .where(events.c.id > last, events.c.direction == "inbound")  # users are who get mail
         .order_by(events.c.id)
         .limit(batch)
     ).all()

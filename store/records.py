@@ -50,6 +50,13 @@ class Outcome(StrEnum):
     EXPIRED = "expired"
 
 
+class Direction(StrEnum):
+    """Which way a message travels: to a customer (port 25) or from one (submission)."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
 @dataclass(frozen=True, slots=True)
 class Spooled:
     """A message as accepted: envelope and bytes, under its queue id."""
@@ -62,6 +69,7 @@ class Spooled:
     client_ip: str | None = None
     helo: str | None = None
     worker: int = 0
+    direction: Direction = Direction.INBOUND
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The gateway's tables (SQLAlchemy Core): spool, deliveries, events and quarantine.
+"""The gateway's tables (SQLAlchemy Core): spool, deliveries, events, quarantine, submission.
 
 Times are UNIX seconds (REAL) so SQLite and PostgreSQL agree and the SLA
 monitor can do arithmetic on them with numpy. Schema changes go through
@@ -23,6 +23,15 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def _direction(comment: str) -> Column[str]:
+    """The column for store.records.Direction, in messages and in events."""
+    return Column(
+        "direction", String(8), nullable=False, default="inbound", server_default="inbound",
+        comment=comment,
+    )  # fmt: skip
+
+
 messages = Table(
     "messages",
     metadata,
@@ -36,6 +45,7 @@ messages = Table(
     Column("raw", LargeBinary, nullable=False),
     Column("state", String(16), nullable=False, comment="spooled | filtered"),
     Column("worker", Integer, nullable=False, default=0, comment="worker that accepted it"),
+    _direction("inbound (port 25) | outbound (submission)"),
     Column("lease_owner", String(128), comment="node filtering it; NULL: released"),
     Column("lease_until", Float, nullable=False, default=0.0, comment="others may claim after"),
 )
@@ -88,6 +98,7 @@ events = Table(
     Column("size", Integer, nullable=False),
     Column("recipients", Integer, nullable=False),
     Column("detail", Text),
+    _direction("inbound | outbound: outbound virus alerts go to the sender only"),
 )
 Index("ix_events_received", events.c.received_at)
 Index("ix_events_message", events.c.message_id, events.c.domain)
@@ -119,4 +130,13 @@ job_leases = Table(
     Column("name", String(32), primary_key=True, comment="store.leases.Job"),
     Column("owner", String(128), comment="node running it; NULL: free"),
     Column("lease_until", Float, nullable=False, default=0.0),
+)
+
+submission_users = Table(
+    "submission_users",
+    metadata,
+    Column("login", String(320), primary_key=True, comment="the AUTH user name"),
+    Column("domain", String(255), nullable=False, comment="registered domain it sends for"),
+    Column("password_hash", String(255), nullable=False, comment="scrypt$n$r$p$salt$hash"),
+    Column("created_at", Float, nullable=False),
 )

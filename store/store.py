@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -32,6 +32,7 @@ from store.records import (
     Delivery,
     DeliveryKind,
     DeliveryState,
+    Direction,
     EventRecord,
     Held,
     MessageState,
@@ -58,6 +59,15 @@ def migrate(connection: Connection) -> None:
 def new_queue_id() -> str:
     """A short, unique, sortable queue id: time prefix plus randomness."""
     return f"{int(time.time() * 1000):x}{secrets.token_hex(5)}".upper()
+
+
+def spooled_from_row(r: Any) -> Spooled:
+    """A ``Spooled`` from a row of ``messages`` (start-up recovery, takeover)."""
+    rcpts = tuple(json.loads(r.rcpt_tos))
+    return Spooled(
+        r.id, r.received_at, r.mail_from, rcpts, r.raw, r.client_ip, r.helo, r.worker,
+        Direction(r.direction),
+    )  # fmt: skip
 
 
 class Store:
@@ -118,6 +128,7 @@ class Store:
                 "raw": m.raw,
                 "state": MessageState.SPOOLED,
                 "worker": m.worker,
+                "direction": m.direction,
                 **self.lease.values(m.received_at),
             }
             for m in batch
@@ -134,11 +145,7 @@ class Store:
             rows = conn.execute(
                 select(messages).where(messages.c.id.in_(ids)).order_by(messages.c.received_at)
             )
-            return [
-                Spooled(r.id, r.received_at, r.mail_from, tuple(json.loads(r.rcpt_tos)), r.raw,
-                        r.client_ip, r.helo, r.worker)
-                for r in rows
-            ]  # fmt: skip
+            return [spooled_from_row(r) for r in rows]
 
     def claim_unfiltered_ids(self, now: float) -> list[tuple[str, int]]:
         """Lease every spooled message of this node's past run and no live node's; ids and
@@ -221,6 +228,7 @@ class Store:
                         "size": len(message.raw),
                         "recipients": record.recipients,
                         "detail": record.detail,
+                        "direction": message.direction,
                     }
                     for record, _, _ in outcomes
                 ],

@@ -31,3 +31,10 @@ class RateLimit:
         while len(self._seen) > self.keys:
             del self._seen[next(iter(self._seen))]
         return allowed
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may have another event (0 when it may now)."""
+        times = self._seen.get(key)
+        if not times or len(times) < self.limit:
+            return 0.0
+        return max(0.0, times[0] + self.window - self.clock())

@@ -1,9 +1,11 @@
-"""The ``mailmoat`` command line, run as a user runs it: train, evaluate, scan, token."""
+"""The ``mailmoat`` command line, run as a user runs it: train, evaluate, scan, token,
+submission-user."""
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +97,35 @@ def test_token_create_refuses_what_it_cannot_mean(
     done = mailmoat("token", "create", *args, env=env)
     assert done.returncode == 2 and message in done.stderr.replace("\n", " ")
     assert "mm_" not in done.stdout
+
+
+def test_submission_users_add_list_remove(tmp_path: Path) -> None:
+    """Passwords come from stdin and are stored only as scrypt hashes; bad input exits 2."""
+    db = tmp_path / "db.sqlite"
+    env = {"MAILMOAT_STORE__PATH": str(db), "PATH": "/usr/bin:/bin"}
+
+    def user(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "submission-user", *args], input=stdin,
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False,
+        )  # fmt: skip
+
+    added = user("add", "example.test", "alice@example.test", stdin="a long secret\n")
+    assert added.returncode == 0, added.stderr
+    assert "submission user alice@example.test added for example.test" in added.stdout
+    again = user("add", "example.test", "alice@example.test", stdin="another secret\n")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    short = user("add", "example.test", "bob@example.test", stdin="short\n")
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    unknown = user("add", "nowhere.test", "carol@nowhere.test", stdin="a long secret\n")
+    assert unknown.returncode == 2 and "nowhere.test is not among the gateway's domains" in (
+        unknown.stderr
+    )
+    assert user("list").stdout.split() == ["example.test", "alice@example.test"]
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM submission_users").fetchone()
+    assert stored.startswith("scrypt$") and "a long secret" not in stored
+    assert user("remove", "example.test", "alice@example.test").returncode == 0
+    gone = user("remove", "example.test", "alice@example.test")
+    assert gone.returncode == 2 and "no submission user" in gone.stderr
+    assert user("list", "example.test").stdout == ""

@@ -304,8 +304,10 @@ async def test_metrics_and_probes_over_http(start_gateway: Start, sink: Recordin
 
         await eventually(delivered)
         text = (await http.get("/metrics")).text
-    assert 'mailmoat_messages_rejected_total{reason="relay_denied"} 1.0' in text
-    assert 'mailmoat_verdicts_total{action="deliver",category="clean"} 1.0' in text
+    relay_denied = '{direction="inbound",reason="relay_denied"} 1.0'
+    assert "mailmoat_messages_rejected_total" + relay_denied in text
+    clean = '{action="deliver",category="clean",direction="inbound"} 1.0'
+    assert "mailmoat_verdicts_total" + clean in text
     assert 'mailmoat_queue_messages{domain="example.test"} 0.0' in text
     assert 'mailmoat_end_to_end_duration_seconds_bucket{le="120.0"} 1.0' in text
 

@@ -168,6 +168,6 @@ async def test_two_workers_share_the_port(tmp_path: Path, sink: RecordingSink) -
         await sink.wait_for(12, timeout=60)
         async with httpx.AsyncClient() as http:
             text = (await http.get(f"http://127.0.0.1:{gateway.http_port}/metrics")).text
-        assert "mailmoat_messages_accepted_total 12.0" in text
+        assert 'mailmoat_messages_accepted_total{direction="inbound"} 12.0' in text
     workers = {w for (w,) in rows(tmp_path / "gateway.db", "SELECT worker FROM messages")}
     assert workers <= {0, 1}

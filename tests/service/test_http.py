@@ -102,7 +102,8 @@ async def test_metrics_without_auth() -> None:
     assert response.headers["content-type"].startswith("text/plain; version=")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     received = families["mailmoat_messages_received"].samples
-    assert [s.value for s in received if s.name.endswith("_total")] == [1.0]
+    totals = {s.labels["direction"]: s.value for s in received if s.name.endswith("_total")}
+    assert totals == {"inbound": 1.0, "outbound": 0.0}
     queue = families["mailmoat_queue_messages"].samples
     assert [(s.labels, s.value) for s in queue] == [({"domain": "example.test"}, 2.0)]
 
@@ -244,7 +245,7 @@ async def test_real_server_scrape(served: str) -> None:
         scraped = await http.get("/metrics", auth=("prometheus", "s3cret"))
     assert denied.status_code == 401
     assert scraped.status_code == 200
-    assert 'mailmoat_messages_rejected_total{reason="size"} 1.0' in scraped.text
+    assert 'mailmoat_messages_rejected_total{direction="inbound",reason="size"} 1.0' in scraped.text
 
 
 async def test_docs_work_offline_and_the_schema_lists_problem_responses() -> None:

@@ -26,6 +26,7 @@ from service.metrics import (
     exposition_registry,
     worker_exited,
 )
+from store.records import Direction
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAINS = ("example.test", "customer.test")
@@ -68,13 +69,19 @@ def test_message_counters(registry: CollectorRegistry, metrics: GatewayMetrics) 
     metrics.received()
     metrics.accepted()
     metrics.rejected(RejectReason.RELAY_DENIED)
+    metrics.received(Direction.OUTBOUND)
+    metrics.rejected(RejectReason.RATE_LIMITED, Direction.OUTBOUND)
     metrics.deferred("example.test", AttemptReason.CONNECTION)
     metrics.bounced("customer.test", AttemptReason.REPLY)
     metrics.expired("example.test")
-    assert value(registry, "mailmoat_messages_received_total") == 2
-    assert value(registry, "mailmoat_messages_accepted_total") == 1
-    assert value(registry, "mailmoat_messages_rejected_total", reason="relay_denied") == 1
-    assert value(registry, "mailmoat_messages_rejected_total", reason="size") == 0
+    received, rejected = "mailmoat_messages_received_total", "mailmoat_messages_rejected_total"
+    assert value(registry, received, direction="inbound") == 2
+    assert value(registry, received, direction="outbound") == 1
+    assert value(registry, "mailmoat_messages_accepted_total", direction="inbound") == 1
+    assert value(registry, "mailmoat_messages_accepted_total", direction="outbound") == 0
+    assert value(registry, rejected, reason="relay_denied", direction="inbound") == 1
+    assert value(registry, rejected, reason="size", direction="inbound") == 0
+    assert value(registry, rejected, reason="rate_limited", direction="outbound") == 1
     assert value(registry, "mailmoat_messages_deferred_total", domain="example.test") == 1
     assert value(registry, "mailmoat_messages_bounced_total", domain="customer.test") == 1
     assert value(registry, "mailmoat_messages_expired_total", domain="example.test") == 1
@@ -112,18 +119,22 @@ def test_verdict_counts_action_hits_and_time(
     )
     metrics.verdict(Verdict(Action.QUARANTINE, Category.SPAM, hits, 8.0), 0.2)
     metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN), 150.0)
+    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN), 0.1, Direction.OUTBOUND)
     verdicts = "mailmoat_verdicts_total"
-    assert value(registry, verdicts, action="quarantine", category="spam") == 1
-    assert value(registry, verdicts, action="deliver", category="clean") == 1
-    assert value(registry, verdicts, action="tag_subject", category="spam") == 0
+    inbound = {"direction": "inbound"}
+    assert value(registry, verdicts, action="quarantine", category="spam", **inbound) == 1
+    assert value(registry, verdicts, action="deliver", category="clean", **inbound) == 1
+    assert value(registry, verdicts, action="tag_subject", category="spam", **inbound) == 0
+    outbound = {"direction": "outbound"}
+    assert value(registry, verdicts, action="deliver", category="clean", **outbound) == 1
     hit = "mailmoat_filter_hits_total"
     assert value(registry, hit, stage="blacklist", symbol="BLACKLIST_DNSBL") == 1
     assert value(registry, hit, stage="heuristics", symbol="HEURISTIC_MODEL") == 1
     seconds = "mailmoat_filter_duration_seconds"
-    assert value(registry, seconds + "_count") == 2
-    assert value(registry, seconds + "_sum") == pytest.approx(150.2)
-    assert value(registry, seconds + "_bucket", le="120.0") == 1
-    assert value(registry, seconds + "_bucket", le="300.0") == 2
+    assert value(registry, seconds + "_count") == 3
+    assert value(registry, seconds + "_sum") == pytest.approx(150.3)
+    assert value(registry, seconds + "_bucket", le="120.0") == 2
+    assert value(registry, seconds + "_bucket", le="300.0") == 3
 
 
 def test_end_to_end_histogram_has_the_sla_bucket(
@@ -212,7 +223,7 @@ def test_broken_queue_store_drops_only_the_queue_gauge(
     metrics.received()
     with caplog.at_level(logging.ERROR, logger="service.metrics"):
         assert value(registry, "mailmoat_queue_messages", domain="example.test") is None
-        assert value(registry, "mailmoat_messages_received_total") == 1
+        assert value(registry, "mailmoat_messages_received_total", direction="inbound") == 1
     assert "cannot read queue lengths" in caplog.text
 
 
@@ -272,7 +283,7 @@ def test_workers_aggregate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     first = int(run_python(WORKER, tmp_path))
     run_python(WORKER, tmp_path)
     merged = samples(run_python(SCRAPER, tmp_path))
-    assert merged[("mailmoat_messages_received_total", ())] == 2
+    assert merged[("mailmoat_messages_received_total", (("direction", "inbound"),))] == 2
     assert merged[("mailmoat_messages_delivered_total", (("domain", "example.test"),))] == 2
     assert merged[("mailmoat_end_to_end_duration_seconds_count", ())] == 2
     assert merged[("mailmoat_smtp_sessions_open", ())] == 2
@@ -283,4 +294,4 @@ def test_workers_aggregate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     worker_exited(first)
     after = samples(run_python(SCRAPER, tmp_path))
     assert after[("mailmoat_smtp_sessions_open", ())] == 1
-    assert after[("mailmoat_messages_received_total", ())] == 2
+    assert after[("mailmoat_messages_received_total", (("direction", "inbound"),))] == 2

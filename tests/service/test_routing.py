@@ -5,41 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import dns.asyncresolver
-import dns.flags
-import dns.message
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 import pytest
 
 from service.app import probe_servers
 from service.routing import SMTP_PORT, NoRoute, Route, Router, RouteUnavailable, RoutingError
 from slamonitor.probe import NoServer
-from tests.dnsserver import DnsServer
-
-
-class MxDnsServer(DnsServer):
-    """The shared loopback DNS server, plus MX answers (it only knows A records)."""
-
-    def __init__(self) -> None:
-        super().__init__(origin="test")
-        self.mx: dict[str, list[str]] = {}
-
-    def add_mx(self, name: str, *records: str) -> None:
-        """Answer MX queries for ``name`` with records like ``"10 mx1.example.test."``."""
-        self.mx[name.lower().rstrip(".")] = list(records)
-
-    def _reply(self, wire: bytes) -> bytes | None:
-        query = dns.message.from_wire(wire)
-        question = query.question[0]
-        name = question.name.to_text().lower().rstrip(".")
-        if question.rdtype != dns.rdatatype.MX or name not in self.mx:
-            return super()._reply(wire)
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        response.answer.append(dns.rrset.from_text_list(name + ".", 300, "IN", "MX", self.mx[name]))
-        wire_reply: bytes = response.to_wire()
-        return wire_reply
+from tests.dnsserver import DnsServer, MxDnsServer
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from filters.verdict import Action, Category, Hit, Stage, Verdict, VirusFinding
 from service.app import Gateway
-from service.virus_alerts import AlertSettings, AlertTo, Direction, Skipped, is_automatic, plan
+from service.virus_alerts import AlertSettings, AlertTo, Skipped, is_automatic, plan
 from store.principal import Principal
-from store.records import Outcome, Spooled
+from store.records import Direction, Outcome, Spooled
 from tests.service.conftest import Start
 from tests.service.gatewayfixtures import eventually, message, rows, send
 from tests.service.test_gateway import EICAR
