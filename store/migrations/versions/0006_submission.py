@@ -1,7 +1,7 @@
 """submission: accounts that may send mail out, and the direction of every message and event
 
-Revision ID: 0005_submission
-Revises: 0004
+Revision ID: 0006_submission
+Revises: 0005_content_settings
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_submission"
-down_revision = "0004"
+revision = "0006_submission"
+down_revision = "0005_content_settings"
 branch_labels = None
 depends_on = None
 
