@@ -10,8 +10,9 @@ ones settle).
 labelled message to a new model, so a release ("this was ham") or an
 operator-confirmed miss ("this was spam") changes scoring without a restart
 and without touching the old model, which the caller swaps atomically. Each
-step moves a weight by at most ``rate`` and keeps it within ``cap``: one
-message, or one account's flood of them, can only nudge the model.
+step moves any message's logit by at most ``rate`` and keeps weights within
+``cap``: one message, or one account's capped flood of them, can only nudge
+the model.
 """
 
 from __future__ import annotations
@@ -71,18 +72,22 @@ def online_scores(
 
 
 def update(
-    model: TokenModel, mail: Mail, is_spam: bool, *, rate: float = 0.05, cap: float = 3.0
+    model: TokenModel, mail: Mail, is_spam: bool, *, rate: float = 1.0, cap: float = 3.0
 ) -> TokenModel:
     """A new model that has learned one labelled message; ``model`` is left as it was.
 
-    A plain gradient step on the message's log loss (in the model's own,
-    untempered logit), each weight moved by at most ``rate`` and clamped to
-    ``[-cap, cap]`` unless it was already further out. Messages the model
-    already gets right with confidence change almost nothing.
+    A gradient step on the message's log loss (in the model's own, untempered
+    logit), shared out over the message's tokens so that the logit of *any*
+    message moves by at most ``rate`` (the step per token is ``rate * error /
+    tokens``): a message shares at most all of its tokens with the one learned.
+    That bound is what makes a per-account daily cap a bound on how far a flood
+    of labels can move the model. Weights are clamped to ``[-cap, cap]`` unless
+    they were already further out. Messages the model already gets right with
+    confidence change almost nothing.
     """
     found = tokens(mail)
     error = _sigmoid(model.logit(mail)) - float(is_spam)
-    step = rate * error
+    step = rate * error / max(1, len(found))
     weights = dict(model.weights)
     for token in found:
         old = weights.get(token, 0.0)
