@@ -23,7 +23,7 @@ from dataclasses import replace
 from itertools import repeat
 
 from filters.mail import Mail
-from filters.model import TokenModel, tokens
+from filters.model import MIN_DEV, TokenModel, robinson, spam_share, tokens
 
 
 def _sigmoid(z: float) -> float:
@@ -77,22 +77,36 @@ def update(
     """A new model that has learned one labelled message; ``model`` is left as it was.
 
     A gradient step on the message's log loss (in the model's own, untempered
-    logit), shared out over the message's tokens so that the logit of *any*
-    message moves by at most ``rate`` (the step per token is ``rate * error /
-    tokens``): a message shares at most all of its tokens with the one learned.
-    That bound is what makes a per-account daily cap a bound on how far a flood
-    of labels can move the model. Weights are clamped to ``[-cap, cap]`` unless
-    they were already further out. Messages the model already gets right with
-    confidence change almost nothing.
+    logit), shared out over the message's tokens so that the regression logit
+    of *any* message moves by at most ``rate`` (the step per token is ``rate *
+    error / tokens``): a message shares at most all of its tokens with the one
+    learned. That bound is what makes a per-account daily cap a bound on how
+    far a flood of labels can move the model. Weights are clamped to ``[-cap,
+    cap]`` unless they were already further out. Messages the model already
+    gets right with confidence change almost nothing. The Fisher evidence of
+    the message's tokens counts it as one more training message: a token seen
+    in n messages moves at most 1/(n+1) of the way toward the label, so rare
+    tokens follow the operator and common ones barely move.
     """
     found = tokens(mail)
-    error = _sigmoid(model.logit(mail)) - float(is_spam)
+    error = _sigmoid(model.logit_once(found)) - float(is_spam)
     step = rate * error / max(1, len(found))
     weights = dict(model.weights)
     for token in found:
         old = weights.get(token, 0.0)
         bound = max(cap, abs(old))
         weights[token] = max(-bound, min(bound, old - step))
+    evidence, counts = dict(model.evidence), dict(model.evidence_df)
+    for token in found.intersection(evidence):
+        # One more message holding the token, with this label: Robinson's f moves by at
+        # most 1/(n+1) of the way; a token no longer decisive stops counting.
+        n = counts.get(token, 1)
+        share = (spam_share(evidence[token], n) * n + float(is_spam)) / (n + 1)
+        f = robinson(share, n + 1)
+        if abs(f - 0.5) >= MIN_DEV:
+            evidence[token], counts[token] = f, n + 1
+        else:
+            del evidence[token], counts[token]
     learned = dict(model.metadata)
     learned["updates"] = str(int(learned.get("updates", "0")) + 1)
-    return replace(model, weights=weights, bias=model.bias, metadata=learned)
+    return replace(model, weights=weights, metadata=learned, evidence=evidence, evidence_df=counts)

@@ -29,7 +29,9 @@ SPAMMY = " ".join(SPAM_WORDS[:6])
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.npz"
-    train(synthetic(200), epochs=150).save(path)
+    # Regression only: every synthetic word is pure spam or pure ham, so its Fisher evidence
+    # is certain and one release could not overturn it (tests/filters covers that part).
+    train(synthetic(200), epochs=150, evidence_weight=0.0).save(path)
     return path
 
 
@@ -46,7 +48,7 @@ async def started(tmp_path: Path, base: Path, **learning: Any) -> Env:
 
 @pytest.fixture
 async def env(tmp_path: Path, base_model: Path) -> AsyncIterator[Env]:
-    running = await started(tmp_path, base_model, rate=3.0)
+    running = await started(tmp_path, base_model, rate=10.0)
     yield running
     await stop_env(running)
 
