@@ -301,23 +301,21 @@ class TokenModel:
         vocab = sorted(self.weights)
         meta = sorted(self.metadata.items())
         evidence = sorted(self.evidence)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "version": np.array(MODEL_VERSION),
+            **_packed("vocabulary", vocab),
+            "weights": np.array([self.weights[t] for t in vocab], dtype=np.float32),
+            "bias": np.array(self.bias),
+            "temperature": np.array(self.temperature),
+            "meta_keys": np.array([k for k, _ in meta], dtype=np.str_),
+            "meta_values": np.array([v for _, v in meta], dtype=np.str_),
+            **_packed("evidence_tokens", evidence),
+            "evidence": np.array([self.evidence[t] for t in evidence], dtype=np.float32),
+            "evidence_weight": np.array(self.evidence_weight),
+            "evidence_df": np.array([self.evidence_df.get(t, 1) for t in evidence], np.uint32),
+        }
         with path.open("wb") as fh:
-            np.savez_compressed(
-                fh,
-                version=np.array(MODEL_VERSION),
-                vocabulary=np.array(vocab, dtype=np.str_),
-                weights=np.array([self.weights[t] for t in vocab], dtype=np.float32),
-                bias=np.array(self.bias),
-                temperature=np.array(self.temperature),
-                meta_keys=np.array([k for k, _ in meta], dtype=np.str_),
-                meta_values=np.array([v for _, v in meta], dtype=np.str_),
-                evidence_tokens=np.array(evidence, dtype=np.str_),
-                evidence=np.array([self.evidence[t] for t in evidence], dtype=np.float32),
-                evidence_weight=np.array(self.evidence_weight),
-                evidence_df=np.array(
-                    [self.evidence_df.get(t, 1) for t in evidence], dtype=np.uint32
-                ),
-            )
+            np.savez_compressed(fh, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> TokenModel:
@@ -329,14 +327,14 @@ class TokenModel:
                 f"{MODEL_VERSION}; retrain it with `mailmoat train`"
             )
         try:
-            vocab = arrays["vocabulary"].tolist()
+            vocab = _unpacked(arrays, "vocabulary")
             weights = arrays["weights"].astype(float).tolist()
             meta = dict(
                 zip(arrays["meta_keys"].tolist(), arrays["meta_values"].tolist(), strict=True)
             )
             bias = float(arrays["bias"])
             temperature = float(arrays["temperature"])
-            evidence_tokens = arrays["evidence_tokens"].tolist()
+            evidence_tokens = _unpacked(arrays, "evidence_tokens")
             evidence = arrays["evidence"].astype(float).tolist()
             evidence_weight = float(arrays["evidence_weight"])
             evidence_df = arrays["evidence_df"].astype(int).tolist()
@@ -355,6 +353,26 @@ class TokenModel:
             evidence_weight,
             dict(zip(evidence_tokens, evidence_df, strict=True)),
         )
+
+
+def _packed(name: str, strings: list[str]) -> dict[str, npt.NDArray[Any]]:
+    """Strings as one UTF-8 blob plus their byte lengths: a fixed-width ``np.str_`` array
+    pads every token to the longest (a 300-character URL token made 160,000 tokens 200 MB).
+    ``surrogatepass`` keeps the lone surrogates that stand for raw header bytes."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in strings]
+    return {
+        f"{name}_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        f"{name}_lengths": np.array([len(e) for e in encoded], dtype=np.uint32),
+    }
+
+
+def _unpacked(arrays: dict[str, npt.NDArray[Any]], name: str) -> list[str]:
+    blob = arrays[f"{name}_bytes"].tobytes()
+    ends = np.cumsum(arrays[f"{name}_lengths"], dtype=np.int64).tolist()
+    if ends and ends[-1] != len(blob):
+        raise ValueError(f"{name}: lengths do not match the bytes")
+    starts = [0, *ends[:-1]]
+    return [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)]
 
 
 def _read_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:

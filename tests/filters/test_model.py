@@ -181,3 +181,12 @@ def test_table_and_dict_logits_agree(model: TokenModel) -> None:
     for mail, _ in synthetic(20, seed=3):
         found = tokens(mail)
         assert model.logit_of(found) == pytest.approx(model.logit_once(found), abs=1e-9)
+
+
+def test_odd_tokens_survive_a_round_trip(tmp_path: Path) -> None:
+    odd = {"subject:caf\udce9": 1.5, "url:" + "a" * 300: -2.0, "h:x-\u00e9": 0.25}
+    model = TokenModel(odd, 0.1, {"k": "v"}, 3.0, {"url:" + "b" * 400: 0.99}, 2.0, {})
+    model.save(tmp_path / "odd.npz")
+    back = TokenModel.load(tmp_path / "odd.npz")
+    assert back.weights == pytest.approx(odd) and list(back.evidence) == list(model.evidence)
+    assert back.evidence_df == {"url:" + "b" * 400: 1}
