@@ -1,7 +1,7 @@
 """training labels name their customer domain and who gave them, for online-learning limits
 
-Revision ID: 0005_training_labels
-Revises: 0004
+Revision ID: 0006_training_labels
+Revises: 0005_content_settings
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_training_labels"
-down_revision = "0004"
+revision = "0006_training_labels"
+down_revision = "0005_content_settings"
 branch_labels = None
 depends_on = None
 
