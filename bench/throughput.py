@@ -12,13 +12,13 @@ import argparse
 import base64
 import dataclasses
 import json
-import platform
 import struct
 import time
 import zlib
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
+
+from result_file import write_result
 
 from filters.facts import NO_FACTS
 from filters.mail import Mail
@@ -94,32 +94,39 @@ def main() -> None:
     policy = dataclasses.replace(Policy.from_config(config), model=model)
     blobs = [i.data for i in items]
 
-    rates = []
+    rates, cpu_rates, anchor_rates = [], [], []
     actions: Counter[str] = Counter()
     for _ in range(args.rounds):
         actions.clear()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for blob in blobs:
             verdict = evaluate(Mail.from_file_bytes(blob), NO_FACTS, policy)
             actions[verdict.action.label] += 1
         rates.append(len(blobs) / (time.perf_counter() - start))
+        cpu_rates.append(len(blobs) / (time.process_time() - cpu))
+        # The anchor, in the same round: only parsing each message down to its text.
+        cpu = time.process_time()
+        for blob in blobs:
+            Mail.from_file_bytes(blob).text  # noqa: B018  # parsing is the work measured
+        anchor_rates.append(len(blobs) / (time.process_time() - cpu))
 
     hostile = _hostile(policy, args.hostile_mib)
     result = {
         "benchmark": "filter_throughput",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-        },
         "corpus": str(args.corpus),
         "messages": len(blobs),
         "bytes": sum(len(b) for b in blobs),
         "rounds": args.rounds,
         "messages_per_second": round(max(rates), 1),
         "messages_per_second_each_round": [round(r, 1) for r in rates],
+        # CPU time is what one process spends whatever else the machine runs; at load 6 on
+        # two cores the wall-clock rate says more about the neighbours than about the filter.
+        "cpu_messages_per_second": round(max(cpu_rates), 1),
+        "anchor_parse_only_cpu_messages_per_second": round(max(anchor_rates), 1),
+        "filter_cost_in_parses": round(max(anchor_rates) / max(cpu_rates), 2),
         "target_messages_per_second": TARGET,
         "met": max(rates) >= TARGET,
+        "cpu_met": max(cpu_rates) >= TARGET,
         "actions": dict(actions),
         "hostile_seconds": hostile,
         "hostile_note": (
@@ -128,9 +135,9 @@ def main() -> None:
             "over 1 GiB of zeros"
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("messages", "messages_per_second", "met")}))
+    write_result(args.out, result, echo=False)
+    shown = ("messages", "messages_per_second", "cpu_messages_per_second", "met")
+    print(json.dumps({k: result[k] for k in shown}))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ ones settle).
 labelled message to a new model, so a release ("this was ham") or an
 operator-confirmed miss ("this was spam") changes scoring without a restart
 and without touching the old model, which the caller swaps atomically. Each
-step moves a weight by at most ``rate`` and keeps it within ``cap``: one
-message, or one account's flood of them, can only nudge the model.
+step moves any message's logit by at most ``rate`` and keeps weights within
+``cap``: one message, or one account's capped flood of them, can only nudge
+the model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import replace
 from itertools import repeat
 
 from filters.mail import Mail
-from filters.model import TokenModel, tokens
+from filters.model import MIN_DEV, TokenModel, robinson, spam_share, tokens
 
 
 def _sigmoid(z: float) -> float:
@@ -71,23 +72,41 @@ def online_scores(
 
 
 def update(
-    model: TokenModel, mail: Mail, is_spam: bool, *, rate: float = 0.05, cap: float = 3.0
+    model: TokenModel, mail: Mail, is_spam: bool, *, rate: float = 1.0, cap: float = 3.0
 ) -> TokenModel:
     """A new model that has learned one labelled message; ``model`` is left as it was.
 
-    A plain gradient step on the message's log loss (in the model's own,
-    untempered logit), each weight moved by at most ``rate`` and clamped to
-    ``[-cap, cap]`` unless it was already further out. Messages the model
-    already gets right with confidence change almost nothing.
+    A gradient step on the message's log loss (in the model's own, untempered
+    logit), shared out over the message's tokens so that the regression logit
+    of *any* message moves by at most ``rate`` (the step per token is ``rate *
+    error / tokens``): a message shares at most all of its tokens with the one
+    learned. That bound is what makes a per-account daily cap a bound on how
+    far a flood of labels can move the model. Weights are clamped to ``[-cap,
+    cap]`` unless they were already further out. Messages the model already
+    gets right with confidence change almost nothing. The Fisher evidence of
+    the message's tokens counts it as one more training message: a token seen
+    in n messages moves at most 1/(n+1) of the way toward the label, so rare
+    tokens follow the operator and common ones barely move.
     """
     found = tokens(mail)
-    error = _sigmoid(model.logit(mail)) - float(is_spam)
-    step = rate * error
+    error = _sigmoid(model.logit_once(found)) - float(is_spam)
+    step = rate * error / max(1, len(found))
     weights = dict(model.weights)
     for token in found:
         old = weights.get(token, 0.0)
         bound = max(cap, abs(old))
         weights[token] = max(-bound, min(bound, old - step))
+    evidence, counts = dict(model.evidence), dict(model.evidence_df)
+    for token in found.intersection(evidence):
+        # One more message holding the token, with this label: Robinson's f moves by at
+        # most 1/(n+1) of the way; a token no longer decisive stops counting.
+        n = counts.get(token, 1)
+        share = (spam_share(evidence[token], n) * n + float(is_spam)) / (n + 1)
+        f = robinson(share, n + 1)
+        if abs(f - 0.5) >= MIN_DEV:
+            evidence[token], counts[token] = f, n + 1
+        else:
+            del evidence[token], counts[token]
     learned = dict(model.metadata)
     learned["updates"] = str(int(learned.get("updates", "0")) + 1)
-    return replace(model, weights=weights, bias=model.bias, metadata=learned)
+    return replace(model, weights=weights, metadata=learned, evidence=evidence, evidence_df=counts)

@@ -3,9 +3,11 @@
 Each message becomes a set of tokens (body words, subject words, selected
 header words prefixed with the header name, header names present, URL hosts,
 attachment types). Training fits one weight per token seen in at least
-``min_df`` training messages; scoring is a dict lookup per token and a sigmoid,
-so it needs no numpy at all. A vocabulary (not hashing) keeps the saved model
-explainable: every weight has its token next to it.
+``min_df`` training messages, and beside it each token's Robinson spam
+probability for a Fisher combination as bogofilter's (see ``TokenModel``);
+scoring is a dict lookup per token, a short chi-squared tail and a sigmoid.
+A vocabulary (not hashing) keeps the saved model explainable: every weight
+has its token next to it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import math
 import re
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import numpy.typing as npt
 from filters.mail import Mail
 from filters.rules import RULES
 
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 # Runs of word characters; 3 to 12 long are words, longer ones "skip:" tokens (see ``tokens``).
 # One plain pattern and a length filter cost half as much as look-around patterns.
 _RUN_RE = re.compile(r"[\w$][\w$'.-]*!?")
@@ -156,22 +159,137 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     return out
 
 
+# Robinson's smoothing and Fisher's minimum deviation, bogofilter's defaults: a token seen
+# n times with spam share p counts as (S * X + n * p) / (S + n); only tokens at least
+# MIN_DEV from 0.5 enter the combined score.
+ROBINSON_S = 0.0178
+ROBINSON_X = 0.52
+MIN_DEV = 0.375
+_EVIDENCE_CLIP = 1e-6
+_LOG_FACTORIALS = np.array([math.lgamma(i + 1) for i in range(1 << 14)])
+
+
+def _chi2_q(chi2: float, n: int) -> float:
+    """P(X >= chi2) for X chi-squared with 2n degrees of freedom: a Poisson tail, in logs."""
+    m = chi2 / 2.0
+    if m <= 0.0:
+        return 1.0
+    i = np.arange(min(n, len(_LOG_FACTORIALS)))
+    terms = i * math.log(m) - m - _LOG_FACTORIALS[: len(i)]
+    top = float(terms.max())
+    return min(1.0, math.exp(top) * float(np.exp(terms - top).sum()))
+
+
+def fisher_logit(found: Iterable[str], evidence: dict[str, float]) -> float:
+    """Robinson-Fisher combined spamminess of the tokens' evidence, as a logit (0: no evidence).
+
+    As bogofilter: Fisher's chi-squared test that the tokens' spam
+    probabilities are not uniformly small (H) against that their ham
+    probabilities are not (S); the indicator is ``(1 + H - S) / 2``.
+    """
+    found_f = [f for f in map(evidence.get, found) if f is not None]
+    if not found_f:
+        return 0.0
+    n = len(found_f)
+    ham = _chi2_q(-2.0 * sum(map(math.log, found_f)), n)
+    spam = _chi2_q(-2.0 * sum(map(math.log, map((1.0).__sub__, found_f))), n)
+    return _indicator_logit(ham, spam)
+
+
+def _indicator_logit(ham: float, spam: float) -> float:
+    score = min(1.0 - _EVIDENCE_CLIP, max(_EVIDENCE_CLIP, (1.0 + ham - spam) / 2.0))
+    return math.log(score / (1.0 - score))
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Every token of a model under one index, its values in arrays: one lookup per token.
+
+    The last row is the one unknown tokens map to (index -1): weight 0, no evidence.
+    """
+
+    index: dict[str, int]
+    weights: npt.NDArray[np.float64]
+    strong: npt.NDArray[np.bool_]
+    log_f: npt.NDArray[np.float64]
+    log_1mf: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, weights: dict[str, float], evidence: dict[str, float]) -> _Table:
+        index = {t: i for i, t in enumerate(weights)}
+        for token in evidence:
+            index.setdefault(token, len(index))
+        size = len(index) + 1
+        w, f = np.zeros(size), np.full(size, 0.5)
+        w[: len(weights)] = list(weights.values())
+        ids = [index[t] for t in evidence]
+        f[ids] = list(evidence.values())
+        strong = np.zeros(size, dtype=bool)
+        strong[ids] = True
+        return cls(index, w, strong, np.log(f), np.log1p(-f))
+
+
+def robinson(spam_share: float, n: float) -> float:
+    """A token's smoothed spam probability from its spam share ``p`` over ``n`` messages."""
+    return (ROBINSON_S * ROBINSON_X + n * spam_share) / (ROBINSON_S + n)
+
+
+def spam_share(f: float, n: float) -> float:
+    """The spam share ``p`` behind a smoothed probability ``f`` over ``n`` messages."""
+    return (f * (ROBINSON_S + n) - ROBINSON_S * ROBINSON_X) / n
+
+
 @dataclass(frozen=True)
 class TokenModel:
-    """Token weights plus a bias; ``spam_probability`` is the logistic of their sum.
+    """Token weights plus a bias, and per-token evidence; ``spam_probability`` is a logistic.
 
-    The sum is divided by ``temperature`` first: a regularised regression on
-    thousands of tokens is over-confident, and a softer probability leaves room
-    for rule scores to move a message across a policy threshold.
+    Two views of the same tokens are summed: the logistic regression's logit
+    (``weights`` and ``bias``) and, times ``evidence_weight``, the logit of a
+    Robinson-Fisher combination of per-token spam probabilities
+    (``evidence``), as bogofilter scores. The regression weighs tokens against
+    each other; Fisher's test counts how many tokens agree, which keeps a ham
+    message with a few spammy words low where the regression alone can place
+    it among spam (the dev-split misses at 0.1% of ham fell from 9.1% to about
+    6%). The sum is divided by ``temperature`` first: a regularised regression
+    on thousands of tokens is over-confident, and a softer probability leaves
+    room for rule scores to move a message across a policy threshold.
     """
 
     weights: dict[str, float]
     bias: float
     metadata: dict[str, str]
     temperature: float = 3.0
+    evidence: dict[str, float] = field(default_factory=dict)
+    evidence_weight: float = 0.0
+    # How many training messages held each evidence token: how far one more may move it.
+    evidence_df: dict[str, int] = field(default_factory=dict)
 
     def logit(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
-        return self.bias + sum(map(self.weights.get, tokens(mail, fired), repeat(0.0)))
+        return self.logit_of(tokens(mail, fired))
+
+    def logit_of(self, found: set[str]) -> float:
+        """The logit of a message with these tokens: one dict lookup per token, then numpy."""
+        table = self._table
+        ids = np.fromiter(map(table.index.get, found, repeat(-1)), np.int64, len(found))
+        z = self.bias + float(table.weights[ids].sum())
+        if self.evidence_weight:
+            strong = ids[table.strong[ids]]
+            if len(strong):
+                ham = _chi2_q(-2.0 * float(table.log_f[strong].sum()), len(strong))
+                spam = _chi2_q(-2.0 * float(table.log_1mf[strong].sum()), len(strong))
+                z += self.evidence_weight * _indicator_logit(ham, spam)
+        return z
+
+    def logit_once(self, found: set[str]) -> float:
+        """``logit_of`` for a model used once (an online update): no table to build first."""
+        z = self.bias + sum(map(self.weights.get, found, repeat(0.0)))
+        if self.evidence_weight:
+            z += self.evidence_weight * fisher_logit(found, self.evidence)
+        return z
+
+    @cached_property
+    def _table(self) -> _Table:
+        return _Table.of(self.weights, self.evidence)
 
     def spam_probability(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
         """``fired``: the symbols of the rules that fire on ``mail``, when already known."""
@@ -182,17 +300,22 @@ class TokenModel:
     def save(self, path: Path) -> None:
         vocab = sorted(self.weights)
         meta = sorted(self.metadata.items())
+        evidence = sorted(self.evidence)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "version": np.array(MODEL_VERSION),
+            **_packed("vocabulary", vocab),
+            "weights": np.array([self.weights[t] for t in vocab], dtype=np.float32),
+            "bias": np.array(self.bias),
+            "temperature": np.array(self.temperature),
+            "meta_keys": np.array([k for k, _ in meta], dtype=np.str_),
+            "meta_values": np.array([v for _, v in meta], dtype=np.str_),
+            **_packed("evidence_tokens", evidence),
+            "evidence": np.array([self.evidence[t] for t in evidence], dtype=np.float32),
+            "evidence_weight": np.array(self.evidence_weight),
+            "evidence_df": np.array([self.evidence_df.get(t, 1) for t in evidence], np.uint32),
+        }
         with path.open("wb") as fh:
-            np.savez_compressed(
-                fh,
-                version=np.array(MODEL_VERSION),
-                vocabulary=np.array(vocab, dtype=np.str_),
-                weights=np.array([self.weights[t] for t in vocab], dtype=np.float32),
-                bias=np.array(self.bias),
-                temperature=np.array(self.temperature),
-                meta_keys=np.array([k for k, _ in meta], dtype=np.str_),
-                meta_values=np.array([v for _, v in meta], dtype=np.str_),
-            )
+            np.savez_compressed(fh, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> TokenModel:
@@ -204,18 +327,52 @@ class TokenModel:
                 f"{MODEL_VERSION}; retrain it with `mailmoat train`"
             )
         try:
-            vocab = arrays["vocabulary"].tolist()
+            vocab = _unpacked(arrays, "vocabulary")
             weights = arrays["weights"].astype(float).tolist()
             meta = dict(
                 zip(arrays["meta_keys"].tolist(), arrays["meta_values"].tolist(), strict=True)
             )
             bias = float(arrays["bias"])
             temperature = float(arrays["temperature"])
+            evidence_tokens = _unpacked(arrays, "evidence_tokens")
+            evidence = arrays["evidence"].astype(float).tolist()
+            evidence_weight = float(arrays["evidence_weight"])
+            evidence_df = arrays["evidence_df"].astype(int).tolist()
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelError(f"{path}: not a model file: bad or missing {exc}") from None
-        if len(vocab) != len(weights):
-            raise ModelError(f"{path}: vocabulary and weights differ in length")
-        return cls(dict(zip(vocab, weights, strict=True)), bias, meta, temperature)
+        if len(vocab) != len(weights) or not len(evidence_tokens) == len(evidence) == len(
+            evidence_df
+        ):
+            raise ModelError(f"{path}: tokens and their values differ in length")
+        return cls(
+            dict(zip(vocab, weights, strict=True)),
+            bias,
+            meta,
+            temperature,
+            dict(zip(evidence_tokens, evidence, strict=True)),
+            evidence_weight,
+            dict(zip(evidence_tokens, evidence_df, strict=True)),
+        )
+
+
+def _packed(name: str, strings: list[str]) -> dict[str, npt.NDArray[Any]]:
+    """Strings as one UTF-8 blob plus their byte lengths: a fixed-width ``np.str_`` array
+    pads every token to the longest (a 300-character URL token made 160,000 tokens 200 MB).
+    ``surrogatepass`` keeps the lone surrogates that stand for raw header bytes."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in strings]
+    return {
+        f"{name}_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        f"{name}_lengths": np.array([len(e) for e in encoded], dtype=np.uint32),
+    }
+
+
+def _unpacked(arrays: dict[str, npt.NDArray[Any]], name: str) -> list[str]:
+    blob = arrays[f"{name}_bytes"].tobytes()
+    ends = np.cumsum(arrays[f"{name}_lengths"], dtype=np.int64).tolist()
+    if ends and ends[-1] != len(blob):
+        raise ValueError(f"{name}: lengths do not match the bytes")
+    starts = [0, *ends[:-1]]
+    return [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)]
 
 
 def _read_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:

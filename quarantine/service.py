@@ -194,6 +194,7 @@ class Quarantine:
                                 decision="released", now=now)  # fmt: skip
             conn.execute(training_labels.insert().values(
                 message_id=message.message_id, label="ham", source="release", created_at=now,
+                domain=summary.domain, created_by=principal.name,
             ))  # fmt: skip
             if self.on_release is not None:
                 requested_at = request.requested_at if request is not None else None

@@ -39,6 +39,7 @@ from service.classifier import Classifier, PolicySource
 from service.config import DomainConfig, GatewayConfig
 from service.dynamic_lists import DynamicLists
 from service.http import create_app
+from service.learning import Learner
 from service.metrics import GatewayMetrics
 from service.notices import alert_mail
 from service.outbound import DeliveryQueue
@@ -144,6 +145,7 @@ class Gateway:
             on_restart=lambda: self.metrics.filter_restarted(),
         )
         await self.classifier.pool.start()
+        self.learner = self._learner(source)
         # One worker knows its queue in memory; several (or several nodes) share only the store.
         shared = self.workers > 1 or self.store.concurrent_writers
         queue_lengths: Callable[[], Mapping[str, int]] = (
@@ -253,6 +255,8 @@ class Gateway:
             )  # fmt: skip
             self.submission_port = self.submission.sockets[0].getsockname()[1]
         self._watchers: list[asyncio.Task[None]] = []
+        if self.learner is not None:  # every worker: each swaps the model its filters use
+            self._watchers.append(asyncio.create_task(self.learner.run(), name="mailmoat-learn"))
         if self.worker == 0:  # one watcher for the whole gateway, whatever --workers says
             self._start_watchers(queue_lengths)
         self.http: _EmbeddedServer | None = None
@@ -267,6 +271,13 @@ class Gateway:
                 "worker": self.worker,
             },
         )
+
+    def _learner(self, source: PolicySource) -> Learner | None:
+        """Online learning from releases and confirmed misses, when on and a model is in use."""
+        path = source.model or self.classifier.config.model
+        if not self.config.learning.enabled or path is None:
+            return None
+        return Learner(self.store, path, self.config.learning, self.classifier.use_model)
 
     def _released(
         self, conn: Connection, message: HeldMessage, by: str, now: float, at: float | None

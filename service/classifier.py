@@ -8,7 +8,9 @@ sent again. DNS lookups are I/O and stay on the loop, where the resolver cache
 is shared by every message. Each worker holds its own ``Policy`` and reloads
 it when the policy, signature or model files change (checked at most every
 few seconds), so a rule change takes effect within seconds, not the 24 h the
-contract allows.
+contract allows. A model learned online (``service.learning``) goes live with
+the next message: a thread worker is handed it, process workers see a higher
+``generation`` in their next call and load the freshly written file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from filters.authentication import authenticate, make_lookup
 from filters.dnsbl import DnsblClient
 from filters.facts import DnsblResult, Facts
 from filters.mail import Envelope, Mail
+from filters.model import ModelError, TokenModel
 from filters.pipeline import evaluate
 from filters.policy import PolicyConfig, load_policy
 from filters.runtime import Policy
@@ -79,11 +82,26 @@ class _Holder:
         self.policy = policy if policy is not None else source.load()
         self.stamp = self._stamp()
         self.checked = time.monotonic()
+        self.generation = 0
+
+    def use_model(self, model: TokenModel) -> None:
+        """Filter the next message with ``model``; its file is already on disk (no reload)."""
+        self.policy = self.policy.with_model(model)
+        self.stamp = self._stamp()
 
     def _stamp(self) -> Stamp:
         return stamp_of(self.source.files(self.policy.config))
 
-    def current(self) -> Policy:
+    def current(self, generation: int = 0) -> Policy:
+        """The policy to filter with; ``generation`` above the last seen means a learned model."""
+        if generation > self.generation:
+            self.generation = generation
+            path = self.source.model or self.policy.config.model
+            if path is not None:
+                try:
+                    self.use_model(TokenModel.load(path))
+                except ModelError as exc:  # keep filtering with the model it has
+                    log.error("learned model did not load, keeping the previous one: %s", exc)
         now = time.monotonic()
         if now - self.checked >= RELOAD_CHECK_SECONDS:
             self.checked = now
@@ -117,10 +135,11 @@ def classify(
     groups: Sequence[tuple[str, ...]],
     facts: Facts,
     outbound: bool = False,
+    generation: int = 0,
 ) -> list[tuple[Verdict, float]]:
     """One verdict per recipient group, with the seconds filtering took (runs in a worker)."""
     assert _holder is not None, "worker not initialised"
-    policy = _holder.current()
+    policy = _holder.current(generation)
     mail = Mail(raw, envelope)
     out = []
     for rcpts in groups:
@@ -147,6 +166,8 @@ class Classifier:
         self.config = policy.config
         self.dnsbl = DnsblClient(policy.config.dns)
         self.lookup = make_lookup(policy.config.dns)
+        self.processes = processes
+        self.generation = 0  # bumped by each learned model; workers reload the model file
         if processes == 0:
             _init_worker(source, policy)  # the thread shares this process: no second load
         self.pool = FilterPool(
@@ -185,7 +206,21 @@ class Classifier:
         *,
         outbound: bool = False,
     ) -> list[tuple[Verdict, float]]:
-        return await self.pool.run(classify, raw, envelope, list(groups), facts, outbound)
+        return await self.pool.run(
+            classify, raw, envelope, list(groups), facts, outbound, self.generation
+        )
+
+    def use_model(self, model: TokenModel) -> None:
+        """Put a learned model (already saved to the model file) in use for the next message.
+
+        A thread worker takes the object itself; process workers are told by a
+        higher generation with their next call and load the file then.
+        """
+        self.generation += 1
+        if self.processes == 0:
+            assert _holder is not None
+            _holder.use_model(model)
+            _holder.generation = self.generation
 
     def close(self) -> None:
         self.pool.close()

@@ -161,6 +161,18 @@ class FilterConfig(_Section):
     )
 
 
+class LearningConfig(_Section):
+    """``[learning]``: how releases and confirmed misses train the running model."""
+
+    enabled: bool = Field(True, description="learn from releases and confirmed misses")
+    interval: float = Field(5.0, gt=0, description="seconds between looks for new labels")
+    rate: float = Field(
+        1.0, gt=0, le=10, description="largest move of any message's model logit per label"
+    )
+    per_sender_per_day: int = Field(3, ge=0, description="updates per sender domain per day")
+    per_domain_per_day: int = Field(10, ge=0, description="updates per customer domain per day")
+
+
 class DomainConfig(_Section):
     downstream: str | None = Field(
         None, description="host:port of the customer's server; MX if unset"
@@ -210,6 +222,7 @@ class GatewayConfig(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     relaytest: RelayTestSettings = Field(default_factory=RelayTestSettings)

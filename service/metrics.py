@@ -1,8 +1,10 @@
 """Every gateway metric on one injected registry, label values bounded against hostile input.
 
 Label values that come from mail or DNS (recipient domains, block-list zones,
-hit symbols) are checked against what config and code define; anything else
-is folded into ``FOLDED`` so an attacker cannot mint new time series.
+hit symbols) are checked against what config and code define (symbols against
+the registry ``filters.symbols.SYMBOLS``); anything else is folded into
+``FOLDED`` so an attacker, or a stage naming a hit it never registered,
+cannot mint new time series.
 
 Multiprocess mode (``--workers N``): when ``PROMETHEUS_MULTIPROC_DIR`` is set
 before ``prometheus_client`` is imported, counters, histograms and the
@@ -21,8 +23,6 @@ import enum
 import importlib.metadata
 import logging
 import os
-import re
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
@@ -40,7 +40,8 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from filters.facts import LookupStatus
-from filters.verdict import Action, Category, Stage, Verdict
+from filters.symbols import SYMBOLS
+from filters.verdict import Action, Category, Verdict
 from service.virus_alerts import Party, Skipped
 from store.records import Direction
 
@@ -60,11 +61,6 @@ SLA_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.
 
 DNS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Seconds; block-list lookups should take milliseconds and time out within seconds."""
-
-MAX_SYMBOLS = 256
-"""Distinct hit symbols kept as labels per process; symbols are code constants, far fewer."""
-
-_SYMBOL = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 QueueLengths = Callable[[], Mapping[str, int]]
 
@@ -247,8 +243,6 @@ class GatewayMetrics:
     ) -> None:
         self._domains = _known(domains, "domains")
         self._zones = _known(zones, "zones")
-        self._symbols: set[tuple[str, str]] = set()
-        self._symbols_lock = threading.Lock()
         self.queue_collector = QueueCollector(self._domains, queue_lengths)
         self.registry = registry
         self.live: list[Collector] = []
@@ -416,15 +410,10 @@ class GatewayMetrics:
         label = _normalise(domain)
         return label if label in self._domains else FOLDED
 
-    def _symbol(self, stage: Stage, symbol: str) -> str:
-        key = (stage.value, symbol)
-        with self._symbols_lock:
-            if key in self._symbols:
-                return symbol
-            if _SYMBOL.fullmatch(symbol) and len(self._symbols) < MAX_SYMBOLS:
-                self._symbols.add(key)
-                return symbol
-        return FOLDED
+    @staticmethod
+    def _symbol(symbol: str) -> str:
+        """The symbol if the registry (``filters.symbols.SYMBOLS``) has it, else ``FOLDED``."""
+        return symbol if symbol in SYMBOLS else FOLDED
 
     def received(self, direction: Direction = Direction.INBOUND) -> None:
         self._received.labels(direction.value).inc()
@@ -441,7 +430,7 @@ class GatewayMetrics:
         """Count one filtered message: its action, every hit, and the time filtering took."""
         self._verdicts.labels(verdict.action.label, verdict.category.value, direction.value).inc()
         for hit in verdict.hits:
-            self._hits.labels(hit.stage.value, self._symbol(hit.stage, hit.symbol)).inc()
+            self._hits.labels(hit.stage.value, self._symbol(hit.symbol)).inc()
         self._filter_seconds.observe(seconds)
         self._stage_seconds.labels(FilterStage.EVALUATE.value).observe(seconds)
 

@@ -5,7 +5,9 @@ is ``claimed`` or ``confirmed``; an operator may reject it (the contract's
 judgement calls: not business mail, not English, a compromised sender...)
 and the customer may withdraw it. Releasing spam from quarantine files a
 false-positive claim through ``record_fp_claim`` unless the customer says
-otherwise (the quarantine calls it, in its own transaction).
+otherwise (the quarantine calls it, in its own transaction). An operator's
+confirmation of a "this is spam" report adds a spam training label, which the
+gateway's online learner reads.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from store.quarantine_tables import training_labels
 from store.schema import events
 from store.sla_tables import claims
 
@@ -156,6 +159,12 @@ def set_state(
         .where(claims.c.id == claim_id)
         .values(state=state, decided_by=by, decided_at=when, reason=reason)
     )
+    if claim.kind == FN and state == "confirmed" and claim.state != "confirmed":
+        # An operator's word that delivered mail was spam: the gateway's model learns it.
+        conn.execute(training_labels.insert().values(
+            message_id=claim.message_id, label="spam", source="report", created_at=when,
+            domain=claim.domain, created_by=by,
+        ))  # fmt: skip
     updated = get_claim(conn, claim_id)
     assert updated is not None
     return updated

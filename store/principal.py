@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+END_USER_PREFIXES = ("user:", "link:")
+"""How the names of end users' principals start (web session, digest link); the rest are
+API tokens held by administrators (a customer's or the operator's)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -89,6 +89,8 @@ training_labels = Table(
     Column("label", String(8), nullable=False, comment="ham | spam"),
     Column("source", String(32), nullable=False, comment="release | report"),
     Column("created_at", Float, nullable=False),
+    Column("domain", String(255), comment="customer domain whose release or claim it was"),
+    Column("created_by", String(255), comment="who released it or confirmed the claim"),
 )
 
 content_settings = Table(

@@ -43,3 +43,29 @@ def test_update_respects_the_weight_cap() -> None:
     for _ in range(200):
         model = update(model, spam, True, rate=0.5, cap=2.0)
     assert max(model.weights[t] for t in tokens(spam)) <= 2.0
+
+
+def test_update_moves_any_messages_regression_logit_by_at_most_rate() -> None:
+    model = train(synthetic(60), epochs=100, evidence_weight=0.0)
+    released = message(SPAM_WORDS[:6], "friend@home.example")
+    others = [mail for mail, _ in synthetic(40, seed=9)] + [released]
+    learned = update(model, released, False, rate=0.5)
+    moves = [model.logit(m) - learned.logit(m) for m in others]
+    assert all(0.0 <= d <= 0.5 + 1e-9 for d in moves)
+    assert moves[-1] > 0.4  # the released message itself moves nearly the whole step
+
+
+def test_update_counts_the_message_in_the_fisher_evidence() -> None:
+    model = train(synthetic(60), epochs=100)
+    released = message(SPAM_WORDS[:6], "friend@home.example")
+    learned = update(model, released, False)
+    moved = [t for t in tokens(released) if t in model.evidence]
+    assert moved
+    for token in moved:
+        n = model.evidence_df[token]
+        before, after = model.evidence[token], learned.evidence.get(token, 0.5)
+        assert after < before  # toward ham
+        assert before - after <= 1.0 / (n + 1) + 1e-9 or token not in learned.evidence
+        if token in learned.evidence:
+            assert learned.evidence_df[token] == n + 1
+    assert model.evidence == train(synthetic(60), epochs=100).evidence  # the old one is untouched

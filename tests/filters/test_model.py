@@ -11,7 +11,7 @@ import pytest
 
 from filters.mail import Mail
 from filters.metrics import roc_auc
-from filters.model import MODEL_VERSION, ModelError, TokenModel, tokens
+from filters.model import MODEL_VERSION, ModelError, TokenModel, _chi2_q, fisher_logit, tokens
 from filters.training import train
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "spamassassin"
@@ -118,7 +118,7 @@ def test_version_1_model_is_refused(model: TokenModel, tmp_path: Path) -> None:
         arrays = {k: data[k] for k in data.files}
     arrays["version"] = np.array(1)
     np.savez(path, **arrays)
-    with pytest.raises(ModelError, match=r"v1\.npz: model version 1, this build reads version 2"):
+    with pytest.raises(ModelError, match=r"v1\.npz: model version 1, this build reads version 3"):
         TokenModel.load(path)
 
 
@@ -150,3 +150,43 @@ def test_auc_on_the_shared_corpus_is_high() -> None:
     scores = [model.spam_probability(Mail.from_file_bytes(i.data)) for i in test_items]
     auc = roc_auc([i.label == "spam" for i in test_items], scores)
     assert auc > 0.98  # training time is measured in bench/accuracy.py, not asserted here
+
+
+def _poisson_tail(chi2: float, n: int) -> float:
+    """The chi-squared tail for 2n degrees of freedom as the textbook series."""
+    m = chi2 / 2.0
+    term = total = np.exp(-m)
+    for i in range(1, n):
+        term *= m / i
+        total += term
+    return float(min(total, 1.0))
+
+
+@pytest.mark.parametrize(("chi2", "n"), [(3.0, 1), (10.0, 5), (100.0, 60), (500.0, 300)])
+def test_chi2_tail_matches_the_series(chi2: float, n: int) -> None:
+    assert _chi2_q(chi2, n) == pytest.approx(_poisson_tail(chi2, n), rel=1e-9)
+
+
+def test_fisher_evidence_leans_with_the_tokens(model: TokenModel) -> None:
+    evidence = {"cheap": 0.99, "pills": 0.98, "agenda": 0.01, "patch": 0.02}
+    assert fisher_logit({"cheap", "pills", "unknown"}, evidence) > 2.0
+    assert fisher_logit({"agenda", "patch"}, evidence) < -2.0
+    assert fisher_logit({"unknown"}, evidence) == 0.0
+    # The trained model carries evidence for the synthetic corpus's words, both ways.
+    assert model.evidence_weight > 0
+    assert model.evidence["viagra"] > 0.9 and model.evidence["agenda"] < 0.1
+
+
+def test_table_and_dict_logits_agree(model: TokenModel) -> None:
+    for mail, _ in synthetic(20, seed=3):
+        found = tokens(mail)
+        assert model.logit_of(found) == pytest.approx(model.logit_once(found), abs=1e-9)
+
+
+def test_odd_tokens_survive_a_round_trip(tmp_path: Path) -> None:
+    odd = {"subject:caf\udce9": 1.5, "url:" + "a" * 300: -2.0, "h:x-\u00e9": 0.25}
+    model = TokenModel(odd, 0.1, {"k": "v"}, 3.0, {"url:" + "b" * 400: 0.99}, 2.0, {})
+    model.save(tmp_path / "odd.npz")
+    back = TokenModel.load(tmp_path / "odd.npz")
+    assert back.weights == pytest.approx(odd) and list(back.evidence) == list(model.evidence)
+    assert back.evidence_df == {"url:" + "b" * 400: 1}

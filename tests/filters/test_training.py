@@ -56,3 +56,11 @@ def test_memory_grows_with_the_vocabulary_not_the_message_count() -> None:
     # training used to, cost about 80 KB per corpus message).
     small, large = _peak(200), _peak(1_000)
     assert (large - small) / 800 < 200
+
+
+def test_evidence_keeps_the_most_seen_decisive_tokens() -> None:
+    full = train(synthetic(80), epochs=20)
+    capped = train(synthetic(80), epochs=20, max_evidence=5)
+    assert len(full.evidence) > 5 and len(capped.evidence) == 5
+    least_kept = min(capped.evidence_df.values())
+    assert all(n <= least_kept for t, n in full.evidence_df.items() if t not in capped.evidence)

@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from filters.facts import LookupStatus
+from filters.symbols import SYMBOLS
 from filters.verdict import Action, Category, Hit, Stage, Verdict
 from service.metrics import (
     FOLDED,
-    MAX_SYMBOLS,
     AttemptReason,
     AttemptResult,
     GatewayMetrics,
@@ -178,17 +178,25 @@ def test_dns_lookups_by_zone_and_fold(registry: CollectorRegistry, metrics: Gate
     assert value(registry, count, zone="rogue.zone.test") is None
 
 
-def test_symbols_are_capped(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
+def test_symbol_labels_are_bounded_by_the_registry(
+    registry: CollectorRegistry, metrics: GatewayMetrics
+) -> None:
     odd = Hit("not a symbol {}", Stage.CONTENT, "weird")
-    many = tuple(Hit(f"RULE_{i}", Stage.HEURISTICS, "r") for i in range(MAX_SYMBOLS + 10))
-    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN, (odd, *many)), 0.1)
+    unregistered = tuple(Hit(f"RULE_{i}", Stage.HEURISTICS, "r") for i in range(300))
+    known = Hit("GTUBE", Stage.HEURISTICS, "test string")
+    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN, (odd, *unregistered, known)), 0.1)
     name = "mailmoat_filter_hits_total"
     assert value(registry, name, stage="content", symbol=FOLDED) == 1
-    assert value(registry, name, stage="heuristics", symbol="RULE_0") == 1
-    assert value(registry, name, stage="heuristics", symbol=FOLDED) == 10
-    # Symbols already seen keep their own label once the cap is reached.
-    metrics.verdict(Verdict(Action.DELIVER, Category.CLEAN, many[:1]), 0.1)
-    assert value(registry, name, stage="heuristics", symbol="RULE_0") == 2
+    assert value(registry, name, stage="heuristics", symbol=FOLDED) == 300
+    assert value(registry, name, stage="heuristics", symbol="GTUBE") == 1
+    assert value(registry, name, stage="heuristics", symbol="RULE_0") is None
+    labels = {
+        s.labels["symbol"]
+        for metric in registry.collect()
+        if metric.name == "mailmoat_filter_hits"
+        for s in metric.samples
+    }
+    assert labels <= {*SYMBOLS, FOLDED}
 
 
 def test_sessions_open(registry: CollectorRegistry, metrics: GatewayMetrics) -> None:
