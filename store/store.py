@@ -205,11 +205,15 @@ class Store:
         filtered_at: float,
         outcomes: Iterable[tuple[EventRecord, Sequence[NewDelivery], Held | None]],
         quarantine_quota: int = 1_000_000,
+        notices: Callable[[list[str], float], Sequence[NewDelivery]] | None = None,
     ) -> Recorded:
         """Deliveries, quarantine entries and events of one message, and mark it filtered.
 
         One transaction: after a crash the message is either still ``spooled``
-        (and filtered again) or fully recorded, never half. Raises
+        (and filtered again) or fully recorded, never half. ``notices`` builds
+        the mail telling recipients their quarantine account was opened; it is
+        queued in the same transaction, so an account is never opened without
+        its notice, and it costs no second commit. Raises
         ``QuarantineUnavailable`` (nothing written) when a held message does not
         fit its domain's quarantine: the caller tags and delivers it instead;
         ``LeaseLost`` (nothing written) when another node has taken the message.
@@ -260,6 +264,11 @@ class Store:
                         conn, held_id=held.id, recipients=held.rcpt_tos, quota=quarantine_quota,
                         now=filtered_at,
                     )  # fmt: skip
+            if accounts and notices is not None:
+                created += insert_deliveries(
+                    conn, message.id, message.received_at, notices(accounts, filtered_at),
+                    filtered_at, self.lease,
+                )  # fmt: skip
         return Recorded(created, accounts)
 
     def _insert_held(self, conn: Connection, message: Spooled, held: Held, now: float) -> None:
