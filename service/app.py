@@ -297,7 +297,13 @@ class Gateway:
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
             asyncio.create_task(mailer.run(), name="mailmoat-report-mailer"),
             asyncio.create_task(
-                OutbreakWatch(self.writer.write, contacts, self._mail, clock=self.clock).run(),
+                OutbreakWatch(
+                    self.writer.write,
+                    contacts,
+                    self._mail,
+                    clock=self.clock,
+                    holds=lambda: self._holds(Job.OUTBREAKS),
+                ).run(),
                 name="mailmoat-outbreak-watch",
             ),
             asyncio.create_task(

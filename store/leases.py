@@ -10,7 +10,7 @@ of a row whose owner never released it counts in ``reclaimed``: the dead
 node may have delivered it, so the delivery may repeat once.
 
 Named jobs (the quarantine purge, digests, the queue watch, the
-availability probe) use the same idea on one row each in ``job_leases``:
+availability probe, the outbreak watch) use the same idea on one row each in ``job_leases``:
 whoever holds the lease runs the job, so it runs on one node however many
 there are, and customers get one alert, not one per node.
 """
@@ -43,6 +43,7 @@ class Job(StrEnum):
     DIGESTS = "digests"
     QUEUE_WATCH = "queue-watch"
     AVAILABILITY = "availability"
+    OUTBREAKS = "outbreaks"
 
 
 def node_or_host(node: str | None) -> str:

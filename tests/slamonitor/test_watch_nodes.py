@@ -8,18 +8,22 @@ is stopped, so the watch probes it, fails, and mails the customer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
 
 from slamonitor.availability import AvailabilityProbe
+from slamonitor.outbreaks import LAG, OutbreakWatch
+from slamonitor.periods import PERIOD
 from slamonitor.queues import SERVER_DOWN, QueueWatch, RisingRule
 from store.leases import Job, Lease
-from store.sla_tables import alerts, availability
+from store.schema import job_leases
+from store.sla_tables import alerts, availability, notices
 from store.store import Store
 from store.writer import StoreWriter
-from tests.slamonitor.conftest import NOV
+from tests.slamonitor.conftest import NOV, event, insert
 from tests.slamonitor.test_queues import Clock
 from tests.smtpsink import RecordingSink, started_sink
 
@@ -43,6 +47,10 @@ class Node:
             clock=clock, interval=INTERVAL, rule=RisingRule(samples=3, floor=10),
             probe_timeout=5.0, holds=lambda: self.holds(Job.QUEUE_WATCH),
         )  # fmt: skip
+        self.outbreaks = OutbreakWatch(
+            self.writer.write, {"acme.test": "it@acme.test"}, self.mail, clock=clock,
+            min_messages=200, holds=lambda: self.holds(Job.OUTBREAKS),
+        )  # fmt: skip
         self.probe = AvailabilityProbe(
             self.writer.write, sink.host, sink.port, clock=clock, interval=INTERVAL,
             timeout=5.0, holds=lambda: self.holds(Job.AVAILABILITY),
@@ -53,6 +61,9 @@ class Node:
         return await self.writer.call(self.store.hold_job, job, self.clock())
 
     async def notify(self, domain: str, subject: str, body: str) -> None:
+        self.sent.append(subject)
+
+    async def mail(self, to: str, subject: str, body: str) -> None:
         self.sent.append(subject)
 
 
@@ -123,3 +134,26 @@ async def test_one_availability_sample_per_interval_however_many_nodes(
     rows = a.store.read(lambda c: c.execute(select(availability.c.at)).scalars().all())
     times = [t - NOV for t in rows]
     assert times == [30.0, 60.0, 90.0, 180.0]  # a renewed at 90 until 150; b from 180
+
+
+async def test_an_outbreak_is_announced_by_one_node(
+    cluster: tuple[Clock, dict[str, int], list[Node]],
+) -> None:
+    clock, _, (a, b) = cluster
+    rows = [
+        event(f"v{i}", NOV + i, domain="acme.test", category="virus" if i < 5 else "clean")
+        for i in range(250)
+    ]  # 5 viruses in 250: above 1 in 200
+    insert(a.store.engine, rows)
+    clock.now = NOV + PERIOD + LAG  # the period is over: both nodes judge it at once
+    announced = await asyncio.gather(a.outbreaks.round(), b.outbreaks.round())
+    assert sum(p is not None for p in announced) == 1
+    assert sorted(a.sent + b.sent) == ["Virus outbreak declared"]
+    posted = a.store.read(lambda c: c.execute(select(notices.c.kind)).scalars().all())
+    holder = a.store.read(
+        lambda c: c.execute(
+            select(job_leases.c.owner).where(job_leases.c.name == Job.OUTBREAKS)
+        ).scalar_one()
+    )
+    assert posted == ["emergency"]
+    assert (holder, announced[0] is not None) in (("a", True), ("b", False))
