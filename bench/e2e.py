@@ -1,4 +1,5 @@
-"""End-to-end bench (issue 3): corpus -> gateway -> sink over SMTP, against two ceilings.
+"""End-to-end bench (issues 3, 11): corpus -> gateway -> sink over SMTP, against ceilings and
+against what an operator would run instead.
 
 Rows: Postfix's smtp-sink (protocol ceiling) and a bare aiosmtpd drop server
 (Python ceiling), each driven by smtp-source and by our Python sender; the
@@ -7,26 +8,45 @@ Every row sends the same number of messages over 20 reused sessions. With
 the Python sender each message carries a trace header, so the sink behind
 the gateway times it from first byte to arrival; messages the policy holds
 (quarantine, delete) never arrive and are counted from the gateway's store.
+
+The anchor (issue 11), in the same run: Debian's Postfix relaying to the
+replay's sink alone and with rspamd's milter (proxy worker scanning itself,
+every DNS lookup answered NXDOMAIN on loopback), against Mailmoat, one node
+on SQLite, all three fed the same shuffled corpus by ``mailmoat replay``'s
+engine (20 sessions, every recipient a new local part). The sustained rate
+is accepted messages (delivered + held) per second from the first MAIL to
+the last arrival; then Mailmoat runs open loop at 80% of its own rate for
+the round-trip p95.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import e2e_nodes
 from e2e_report import Row, console, gateway_stats, print_table, targets
-from e2e_servers import drop_sink, ensure_postfix, free_port, gateway, smtp_sink, smtp_source
+from e2e_servers import (
+    drop_sink,
+    ensure_mail_anchor,
+    ensure_postfix,
+    free_port,
+    gateway,
+    loopback_dns,
+    postfix_relay,
+    rspamd_milter,
+    smtp_sink,
+    smtp_source,
+    train_model,
+)
+from result_file import write_result
 from rich.progress import Progress
 
 from loadtest.corpus import read_corpus
@@ -39,6 +59,8 @@ MAIL_FROM, RCPT = "loadtest@sender.test", "bob@example.test"
 # The gateway's default (100) counts MAIL per session, so a reused session gets 421 after
 # 100 messages, which smtp-source treats as fatal; the bench measures throughput, not that.
 MAX_COMMANDS = 100_000
+ANCHOR_RATIO = 3.0  # Mailmoat's sustained rate over Postfix + rspamd's (issue 11)
+ANCHOR_P95_MS = 2000.0  # round trip at 80% of Mailmoat's own rate (issue 11)
 
 
 def _config(run_dir: Path, sink_port: int, model: Path | None) -> Path:
@@ -141,14 +163,64 @@ class Bench:
         return row
 
 
-def _train(corpus: Path, out: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "--corpus", str(corpus), "--out", str(out),
-         "--seed", "1"],
-        check=True, capture_output=True, timeout=600,
+async def _postfix(replay: e2e_nodes.Bench, run_dir: Path, dns: int | None) -> dict[str, Any]:
+    """Postfix relaying to the replay's sink, through rspamd's milter when ``dns`` is given."""
+    sink = free_port()
+    with contextlib.ExitStack() as stack:
+        milter = stack.enter_context(rspamd_milter(run_dir / "rspamd", dns)) if dns else None
+        port = stack.enter_context(
+            postfix_relay(run_dir / "postfix", sink, e2e_nodes.DOMAIN, milter)
+        )
+        return e2e_nodes.figures(await replay.replay(port, sink, None))
+
+
+async def anchor(args: argparse.Namespace, tmp: Path, model: Path | None) -> dict[str, Any]:
+    """Postfix, Postfix + rspamd and Mailmoat (one node, SQLite) on the same corpus and client."""
+    replay = e2e_nodes.Bench(
+        argparse.Namespace(
+            corpus=args.corpus, seed=args.seed, count=args.replay_count,
+            concurrency=args.concurrency, open_seconds=args.open_seconds, model=model,
+        ),
+        tmp,
     )  # fmt: skip
-    return time.perf_counter() - started
+    missing = ensure_mail_anchor()
+    load = [round(x, 2) for x in os.getloadavg()]  # the anchor's rows are sensitive to it
+    rows: dict[str, dict[str, Any]] = {}
+    if missing is None:
+        with loopback_dns(tmp / "dns.log") as dns:
+            for name, resolver in (("postfix", None), ("postfix + rspamd", dns)):
+                rows[name] = await _postfix(replay, tmp / name.replace(" + ", "-"), resolver)
+                console.log(f"{name}: {rows[name]['end_to_end_per_second']} msg/s end to end")
+    else:
+        console.print(f"[yellow]postfix and rspamd unavailable, no anchor:[/] {missing}")
+    stores = tuple(f'path = "{tmp / run}.db"' for run in ("closed", "open"))
+    mailmoat = await replay.row("mailmoat 1 node sqlite", stores, 1)  # type: ignore[arg-type]
+    ours = mailmoat["closed_loop"]["end_to_end_per_second"] or 0.0
+    theirs = rows.get("postfix + rspamd", {}).get("end_to_end_per_second")
+    p95 = (mailmoat["open_loop"]["round_trip_ms"] or {}).get("p95")
+    return {
+        "available": missing is None,
+        "reason": missing,
+        "messages_closed_loop": args.replay_count,
+        "open_loop_seconds": args.open_seconds,
+        "load_average_before_1m_5m_15m": load,
+        "rspamd": "proxy worker, milter = yes, self_scan = yes, one process per core, no Redis, "
+        "DNS answered NXDOMAIN on loopback",
+        "rows": {**rows, "mailmoat 1 node sqlite": mailmoat["closed_loop"]},
+        "mailmoat_open_loop": mailmoat["open_loop"],
+        "targets": {
+            "mailmoat_over_postfix_rspamd": {
+                "target": ANCHOR_RATIO,
+                "ratio": round(ours / theirs, 2) if theirs else None,
+                "met": bool(theirs) and ours / theirs >= ANCHOR_RATIO,
+            },
+            "open_loop_round_trip_p95_ms": {
+                "target": ANCHOR_P95_MS,
+                "p95": p95,
+                "met": p95 is not None and p95 <= ANCHOR_P95_MS,
+            },
+        },
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,13 +233,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"[yellow]postfix tools unavailable, skipping their rows:[/] {postfix_missing}"
         )
     tmp = Path(tempfile.mkdtemp(prefix="mailmoat-e2e-"))
+    tmp.chmod(0o755)  # Postfix and rspamd run as their own users below it
     console.log(f"working in {tmp}" + (" (kept)" if args.keep else ""))
     bench = Bench(args, messages, tmp)
     trained = None
     try:
         if not args.no_model:
             bench.model = tmp / "model.npz"
-            trained = round(_train(args.corpus, bench.model), 1)
+            trained = round(train_model(args.corpus, bench.model), 1)
+        compared = await anchor(args, tmp, bench.model)
         rows = await bench.ceilings(postfix_missing)
         clients = ["python"] if postfix_missing else ["python", "smtp-source"]
         for workers in (1, 2):
@@ -179,12 +253,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(tmp, ignore_errors=True)
     return {
         "benchmark": "e2e",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
+        "host": {
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
-            "note": "load generator, sink and gateway share these cores",
+            "note": "load generator, sink, gateway, Postfix and rspamd share these cores",
         },
         "corpus": str(args.corpus),
         "messages_per_row": len(messages),
@@ -195,6 +267,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "postfix": {"available": postfix_missing is None, "reason": postfix_missing},
         "rows": [r.to_dict() for r in rows],
         "targets": targets(rows),
+        "anchor": compared,
     }
 
 
@@ -208,12 +281,15 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep stores and logs for a look")
     parser.add_argument("--no-model", action="store_true", help="filter without a token model")
+    parser.add_argument("--replay-count", type=int, default=3000, help="messages, anchor rows")
+    parser.add_argument("--open-seconds", type=float, default=30.0, help="Mailmoat's open loop")
+    parser.add_argument("--seed", type=int, default=11, help="corpus shuffle, anchor rows")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/e2e.json")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, echo=False)
+    console.print_json(data=result["anchor"]["targets"])
     console.print(f"written to {args.out}")
 
 

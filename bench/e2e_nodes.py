@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from e2e import _train as train
 from e2e_report import console
-from e2e_servers import free_port, gateway
+from e2e_servers import free_port, gateway, train_model
 
 from loadtest.corpus import read_corpus
 from loadtest.envelopes import prepare
@@ -67,7 +66,8 @@ downstream = "127.0.0.1:{sink_port}"
     return path
 
 
-def _figures(result: ReplayResult) -> dict[str, Any]:
+def figures(result: ReplayResult) -> dict[str, Any]:
+    """One run's counts, end-to-end rate and latencies, the same for every server under test."""
     accepted = [r for r in result.records if r.accepted]
     arrivals = [r.arrived for r in accepted if r.arrived is not None]
     first = min(r.started for r in result.records)
@@ -76,6 +76,7 @@ def _figures(result: ReplayResult) -> dict[str, Any]:
     return {
         "sent": len(result.records),
         "accepted": len(accepted),
+        "refused": len(result.records) - len(accepted),
         "delivered": delivered,
         "held": len(accepted) - delivered,
         "seconds": round(last - first, 3),
@@ -96,6 +97,8 @@ def _postgres() -> Iterator[str]:
 
 
 class Bench:
+    """The shuffled corpus and the replay client every row sends with."""
+
     def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
         self.args = args
         self.tmp = tmp
@@ -103,7 +106,7 @@ class Bench:
         random.Random(args.seed).shuffle(items)
         self.messages = prepare(items, DOMAIN, lambda error: None)
 
-    async def _replay(self, port: int, sink: int, rate: float | None) -> ReplayResult:
+    async def replay(self, port: int, sink: int, rate: float | None) -> ReplayResult:
         bounds = Bounds(self.args.count) if rate is None else Bounds(None, self.args.open_seconds)
         config = ReplayConfig(
             target=("127.0.0.1", port), bounds=bounds, sink=("127.0.0.1", sink),
@@ -113,7 +116,7 @@ class Bench:
 
     async def row(self, name: str, stores: tuple[str, str], workers: int) -> dict[str, Any]:
         """Closed loop on the first store, open loop at 80% of its rate on the second."""
-        figures = []
+        runs = []
         rate: float | None = None
         for run, store in zip(("closed", "open"), stores, strict=True):
             run_dir = self.tmp / f"{name.replace(' ', '-')}-{run}"
@@ -121,9 +124,9 @@ class Bench:
             sink = free_port()
             config = _config(run_dir, sink, store, self.args.model)
             with gateway(config, workers, run_dir / "gateway.log") as port:
-                figures.append(_figures(await self._replay(port, sink, rate)))
-            rate = 0.8 * (figures[0]["end_to_end_per_second"] or 1.0)
-        closed, opened = figures
+                runs.append(figures(await self.replay(port, sink, rate)))
+            rate = 0.8 * (runs[0]["end_to_end_per_second"] or 1.0)
+        closed, opened = runs
         p95 = (opened["round_trip_ms"] or {}).get("p95")
         console.log(
             f"{name}: {closed['end_to_end_per_second']} msg/s end to end; open loop at"
@@ -137,7 +140,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mailmoat-nodes-"))
     if args.model is None:  # the example policy names a token model: train one, as e2e does
         args.model = tmp / "model.npz"
-        train(args.corpus, args.model)
+        train_model(args.corpus, args.model)
     bench = Bench(args, tmp)
     rows = []
     try:

@@ -154,7 +154,7 @@ def targets(rows: Sequence[Row]) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     title = (
         f"end to end, {result['messages_per_row']} messages per row, "
-        f"{result['concurrency']} sessions, {result['machine']['cores']} cores"
+        f"{result['concurrency']} sessions, {result['host']['cores']} cores"
     )
     table = Table(title=title)
     for column in (

@@ -24,7 +24,7 @@ from quarantine.service import NotFound, Quarantine, Refused
 from store.leases import Job
 from store.principal import Principal
 from store.quarantine_tables import link_uses
-from store.records import Delivery, DeliveryKind, NewDelivery, Spooled
+from store.records import Delivery, DeliveryKind, NewDelivery
 
 log = logging.getLogger("mailmoat.quarantine")
 
@@ -138,23 +138,21 @@ class Upkeep:
         self.quarantine.outbound.add(created)
         return True
 
-    async def notices(self, message: Spooled, addresses: list[str]) -> list[Delivery]:
-        """Tell each recipient its quarantine account was opened (SPEC 3 [11])."""
+    def notices(self, addresses: list[str], now: float) -> list[NewDelivery]:
+        """Mail telling each recipient its quarantine account was opened (SPEC 3 [11]).
+
+        Built inside the transaction that opens the accounts (``record_filtered``),
+        so the notice is queued with the message's outcome in one commit.
+        """
         if not self.config.notify_new_accounts:
             return []
-        now = self.clock()
-        items = [
+        return [
             NewDelivery(DeliveryKind.NOTIFY, domain_of(a), "", (a,),
                         body=digest.render_notice(recipient=a, sender=self.sender,
                                                   base_url=f"{self.base_url}/my/", now=now,
                                                   hostname=self.hostname))
             for a in addresses
         ]  # fmt: skip
-        return await self.quarantine.write(
-            lambda conn: self.quarantine.store.insert_deliveries(
-                conn, message.id, message.received_at, items, now
-            )
-        )
 
     # --- one-click links ----------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ from slamonitor.mailer import ReportMailer
 from slamonitor.outbreaks import OutbreakWatch
 from slamonitor.probe import NoServer, Servers
 from slamonitor.queues import QueueWatch
-from store.leases import Lease, node_name
+from store.leases import Job, Lease, node_name
 from store.records import DeliveryKind
 from store.store import Store
 from store.writer import StoreWriter
@@ -292,9 +292,13 @@ class Gateway:
             self.writer.write, queue_lengths, self.config.routes(), self._notify_customer,
             clock=self.clock, own_hostname=self.config.smtp.hostname,
             servers=probe_servers(self.outbound.router),
+            holds=lambda: self._holds(Job.QUEUE_WATCH),
         )  # fmt: skip
         host = "127.0.0.1" if self.config.smtp.host in ("0.0.0.0", "") else self.config.smtp.host
-        probe = AvailabilityProbe(self.writer.write, host, self.smtp_port, clock=self.clock)
+        probe = AvailabilityProbe(
+            self.writer.write, host, self.smtp_port, clock=self.clock,
+            holds=lambda: self._holds(Job.AVAILABILITY),
+        )  # fmt: skip
         contacts = {d: c.contact for d, c in self.config.domains.items() if c.contact}
         mailer = ReportMailer(
             self.store.engine, self.config.sla, contacts, self._mail, clock=self.clock
@@ -304,13 +308,23 @@ class Gateway:
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
             asyncio.create_task(mailer.run(), name="mailmoat-report-mailer"),
             asyncio.create_task(
-                OutbreakWatch(self.writer.write, contacts, self._mail, clock=self.clock).run(),
+                OutbreakWatch(
+                    self.writer.write,
+                    contacts,
+                    self._mail,
+                    clock=self.clock,
+                    holds=lambda: self._holds(Job.OUTBREAKS),
+                ).run(),
                 name="mailmoat-outbreak-watch",
             ),
             asyncio.create_task(
                 usage.track(self.store.engine, self.config.sla.timezone), name="mailmoat-usage"
             ),
         ]
+
+    async def _holds(self, job: Job) -> bool:
+        """Whether this node runs ``job`` now: of several nodes, the one holding its lease."""
+        return await self.writer.call(self.store.hold_job, job, self.clock())
 
     async def _notify_customer(self, domain: str, subject: str, body: str) -> None:
         """Mail a domain's contact through our own delivery path."""
@@ -357,7 +371,11 @@ class Gateway:
                     hostname=self.config.smtp.hostname,
                 ),
                 sla_api.create_router(
-                    self.store.engine, principal, clock=self.clock, settings=self.config.sla
+                    self.store.engine,
+                    principal,
+                    write=self.writer.write,
+                    clock=self.clock,
+                    settings=self.config.sla,
                 ),
                 relaytest_api.create_router(
                     principal,

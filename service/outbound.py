@@ -147,16 +147,21 @@ class DeliveryQueue:
         if body is None:  # a read: off the writer thread, beside it (WAL, MVCC)
             body = await asyncio.to_thread(self.writer.store.delivery_body, delivery)
         data = render(body, item.prefix, item.subject_tag)
+        unroutable: NoRoute | RouteUnavailable | None = None
         try:
             routes = await self.router.routes(item.domain)
-        except NoRoute as exc:
-            failures = [Failure(r, "5.1.2", NO_REPLY, str(exc)) for r in item.rcpt_tos]
+        except (NoRoute, RouteUnavailable) as exc:
+            unroutable = exc
+        if not await self._still_ours(delivery):
+            return
+        if isinstance(unroutable, NoRoute):
+            failures = [Failure(r, "5.1.2", NO_REPLY, str(unroutable)) for r in item.rcpt_tos]
             await self._fail(
                 delivery, data, failures, DeliveryState.BOUNCED, AttemptReason.NO_ROUTE
             )
             return
-        except RouteUnavailable as exc:
-            temporary = [Failure(r, "4.4.3", NO_REPLY, str(exc)) for r in item.rcpt_tos]
+        if unroutable is not None:
+            temporary = [Failure(r, "4.4.3", NO_REPLY, str(unroutable)) for r in item.rcpt_tos]
             await self._defer(delivery, data, temporary, AttemptReason.ROUTE_UNAVAILABLE)
             return
         outcome = await deliver(
@@ -195,6 +200,22 @@ class DeliveryQueue:
                     "attempts": delivery.attempts + 1,
                 },
             )
+
+    async def _still_ours(self, delivery: Delivery) -> bool:
+        """Renew the delivery's lease right before the attempt; drop it if another node has it.
+
+        A node that stalled past its lease (a long pause, a store outage) may
+        have lost the delivery to another node, which attempts it now: trying
+        it here too would deliver it twice.
+        """
+        if await until_stored(self.writer, self.writer.store.keep_delivery, delivery, self.clock()):
+            return True
+        self._done(delivery)
+        log.info(
+            "lease lost: another node delivers it",
+            extra={"delivery": delivery.id, "queue_id": delivery.message_id},
+        )
+        return False
 
     async def _defer(
         self,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from filters.lists import domain_of
@@ -48,7 +48,7 @@ from service.storeretry import until_stored
 from service.virus_alerts import AlertSettings, AlertTo, Planned, plan
 from store.holding import QuarantineUnavailable
 from store.queue import bounced_alerts
-from store.records import Delivery, Direction, Recorded, Spooled
+from store.records import Delivery, Direction, NewDelivery, Recorded, Spooled
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")
@@ -67,7 +67,7 @@ class Processor:
         concurrency: int,
         clock: Callable[[], float] = time.time,
         quarantine_quota: int = 1_000_000,
-        notices: Callable[[Spooled, list[str]], Awaitable[list[Delivery]]] | None = None,
+        notices: Callable[[list[str], float], Sequence[NewDelivery]] | None = None,
         lists: DynamicLists | None = None,
         max_attempts: int = 3,
         retry_delay: float = 1.0,
@@ -158,11 +158,12 @@ class Processor:
         store = self.writer.store
         # No quota here: an unscanned message may be a virus, so it is never tagged through.
         recorded = await until_stored(
-            self.writer, store.record_filtered, message, now, outcomes, 2**62
-        )
+            self.writer, store.record_filtered, message, now, outcomes, 2**62,
+            notices=self._notices(message),
+        )  # fmt: skip
         self.metrics.unscanned()
         log.error("held as unscanned: %s", reason, extra={"queue_id": message.id})
-        return await self._queue(message, recorded)
+        return self._queue(recorded)
 
     async def _filter(
         self, message: Spooled, groups: dict[str, tuple[str, ...]]
@@ -201,8 +202,9 @@ class Processor:
         alerted, plans = await self._alerted(message, outcomes, verdicts, now)
         try:
             recorded = await until_stored(
-                self.writer, store.record_filtered, message, now, alerted, self.quarantine_quota
-            )
+                self.writer, store.record_filtered, message, now, alerted,
+                self.quarantine_quota, notices=self._notices(message),
+            )  # fmt: skip
         except QuarantineUnavailable as exc:
             # SPEC 3: what the quarantine cannot take is tagged and delivered instead,
             # except a virus: that stays held, so the message waits for room.
@@ -235,7 +237,7 @@ class Processor:
                     "since_received_seconds": round(now - message.received_at, 4),
                 },
             )
-        return await self._queue(message, recorded)
+        return self._queue(recorded)
 
     def _wait_for_room(self, message: Spooled, why: str) -> None:
         """Keep a virus the full quarantine refused spooled, and filter it again later.
@@ -303,14 +305,19 @@ class Processor:
             for reason in planned.skipped:
                 self.metrics.virus_alert_skipped(reason)
 
-    async def _queue(self, message: Spooled, recorded: Recorded) -> list[Delivery]:
-        created = recorded.deliveries
-        # Outbound: held mail's recipients are strangers; only our customers get notices.
-        inbound = message.direction is Direction.INBOUND
-        if recorded.new_accounts and self.notices is not None and inbound:
-            created += await self.notices(message, recorded.new_accounts)
-        self.outbound.add(created)
-        return created
+    def _notices(
+        self, message: Spooled
+    ) -> Callable[[list[str], float], Sequence[NewDelivery]] | None:
+        """The account-notice builder for ``message``'s outcome transaction, or None.
+
+        Outbound: held mail's recipients are strangers; only our customers get notices.
+        """
+        return self.notices if message.direction is Direction.INBOUND else None
+
+    def _queue(self, recorded: Recorded) -> list[Delivery]:
+        """Hand what the outcome's transaction queued (account notices too) to delivery."""
+        self.outbound.add(recorded.deliveries)
+        return recorded.deliveries
 
     async def drain(self) -> None:
         await self.queue.join()

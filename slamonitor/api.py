@@ -2,8 +2,10 @@
 
 Customers act on their own domains only; an object of another customer's
 domain answers 404 like a missing one. Operator-only actions answer 403 to
-customers. Endpoints are plain functions: FastAPI runs them in its thread
-pool, so store reads never block the event loop. No ``from __future__ import
+customers. Reading endpoints are plain functions: FastAPI runs them in its
+thread pool, so store reads never block the event loop. Writing endpoints
+hand their transaction to the store's writer (``write``), like every other
+write, so SQLite sees one writer and a write never races the gateway's. No ``from __future__ import
 annotations`` here: FastAPI must see the dependency objects the closures annotate with.
 """
 
@@ -14,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import Field
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from slamonitor import claims as claim_store
 from slamonitor import tickets as ticket_store
@@ -34,6 +37,7 @@ from slamonitor.periods import Month
 from slamonitor.probe import Clock
 from slamonitor.report import build
 from store.principal import Principal
+from store.writer import Write
 
 
 class NewTicket(Body):
@@ -51,16 +55,18 @@ def create_router(
     engine: Engine,
     principal: Callable[..., Principal | Awaitable[Principal]],
     *,
+    write: Write,
     clock: Clock,
     settings: SlaSettings | None = None,
 ) -> APIRouter:
-    """Routes under ``/sla``; ``principal`` is the authentication dependency."""
+    """Routes under ``/sla``; ``principal`` is the authentication dependency, ``engine``
+    serves reads and ``write`` (``StoreWriter.write``) runs every write transaction."""
     config = settings or SlaSettings()
     router = APIRouter(prefix="/sla", tags=["sla"])
     Caller = Annotated[Principal, Depends(principal)]
 
     @router.post("/tickets", status_code=201)
-    def open_ticket(body: NewTicket, caller: Caller) -> dict[str, Any]:
+    async def open_ticket(body: NewTicket, caller: Caller) -> dict[str, Any]:
         """Open a helpdesk ticket; its priority sets the response target."""
         domain = own(caller, body.domain, "domain")
         table = config.table(domain)
@@ -68,10 +74,11 @@ def create_router(
             priority = table.priority(body.priority).name
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        with engine.begin() as conn:
-            ticket = ticket_store.open_ticket(
+        ticket = await write(
+            lambda conn: ticket_store.open_ticket(
                 conn, domain, priority, body.subject, caller.name, clock()
             )
+        )
         return asdict(ticket) | {"due_at": table.deadline(priority, ticket.opened_at)}
 
     @router.get("/tickets")
@@ -107,27 +114,31 @@ def create_router(
             return asdict(visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id)))
 
     @router.post("/tickets/{ticket_id}/response")
-    def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
+    async def respond(ticket_id: RowId, caller: Caller) -> dict[str, Any]:
         """Record the first response to a ticket (operators); stops its clock."""
-        with engine.begin() as conn:
+
+        def answer(conn: Connection) -> ticket_store.Ticket | None:
             visible_ticket(caller, ticket_store.get_ticket(conn, ticket_id))
             require_operator(caller)
-            ticket = ticket_store.respond(conn, ticket_id, caller.name, clock())
+            return ticket_store.respond(conn, ticket_id, caller.name, clock())
+
+        ticket = await write(answer)
         assert ticket is not None
         return asdict(ticket)
 
-    def file(kind: str, body: MessageRef, caller: Principal) -> dict[str, Any]:
+    async def file(kind: str, body: MessageRef, caller: Principal) -> dict[str, Any]:
         domain = own(caller, body.domain, "message")
         record = (
             claim_store.record_fp_claim if kind == claim_store.FP else claim_store.record_fn_report
         )
         source = "operator" if caller.operator else "customer"
+
+        def filed(conn: Connection) -> claim_store.Claim | None:
+            claim_id = record(conn, body.message_id, domain, caller.name, clock(), source=source)
+            return claim_store.get_claim(conn, claim_id)
+
         try:
-            with engine.begin() as conn:
-                claim_id = record(
-                    conn, body.message_id, domain, caller.name, clock(), source=source
-                )
-                claim = claim_store.get_claim(conn, claim_id)
+            claim = await write(filed)
         except claim_store.ClaimNotFound:
             raise not_found("message") from None
         except claim_store.ClaimConflict as exc:
@@ -136,14 +147,14 @@ def create_router(
         return asdict(claim)
 
     @router.post("/claims/false-positives", status_code=201)
-    def report_false_positive(body: MessageRef, caller: Caller) -> dict[str, Any]:
+    async def report_false_positive(body: MessageRef, caller: Caller) -> dict[str, Any]:
         """A customer reports a message wrongly held: a false-positive claim."""
-        return file(claim_store.FP, body, caller)
+        return await file(claim_store.FP, body, caller)
 
     @router.post("/claims/false-negatives", status_code=201)
-    def report_spam(body: MessageRef, caller: Caller) -> dict[str, Any]:
+    async def report_spam(body: MessageRef, caller: Caller) -> dict[str, Any]:
         """A customer reports spam that was delivered: a false-negative claim."""
-        return file(claim_store.FN, body, caller)
+        return await file(claim_store.FN, body, caller)
 
     @router.get("/claims")
     def list_claims(
@@ -153,15 +164,19 @@ def create_router(
         with engine.connect() as conn:
             return [asdict(c) for c in claim_store.list_claims(conn, kind, visible(caller))]
 
-    def change(claim_id: int, caller: Principal, state: str, reason: str | None) -> dict[str, Any]:
+    async def change(
+        claim_id: int, caller: Principal, state: str, reason: str | None
+    ) -> dict[str, Any]:
+        def moved(conn: Connection) -> claim_store.Claim:
+            claim = claim_store.get_claim(conn, claim_id)
+            if claim is None or not caller.sees(claim.domain):
+                raise not_found("claim")
+            if state != "withdrawn":
+                require_operator(caller)
+            return claim_store.set_state(conn, claim_id, state, caller.name, clock(), reason)
+
         try:
-            with engine.begin() as conn:
-                claim = claim_store.get_claim(conn, claim_id)
-                if claim is None or not caller.sees(claim.domain):
-                    raise not_found("claim")
-                if state != "withdrawn":
-                    require_operator(caller)
-                updated = claim_store.set_state(conn, claim_id, state, caller.name, clock(), reason)
+            updated = await write(moved)
         except claim_store.ClaimConflict as exc:
             raise HTTPException(409, str(exc)) from None
         return asdict(updated)
@@ -176,14 +191,16 @@ def create_router(
         return asdict(claim)
 
     @router.post("/claims/{claim_id}/withdraw")
-    def withdraw(claim_id: RowId, caller: Caller) -> dict[str, Any]:
+    async def withdraw(claim_id: RowId, caller: Caller) -> dict[str, Any]:
         """The customer withdraws a claim; it no longer counts."""
-        return change(claim_id, caller, "withdrawn", None)
+        return await change(claim_id, caller, "withdrawn", None)
 
     @router.post("/claims/{claim_id}/decision")
-    def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
+    async def decide(claim_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
         """An operator confirms or rejects a claim; confirmed ones count as errors."""
-        return change(claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason)
+        return await change(
+            claim_id, caller, "confirmed" if body.confirmed else "rejected", body.reason
+        )
 
     @router.get("/summary")
     def summary(
@@ -202,6 +219,8 @@ def create_router(
         )
         return build(engine, period, config, now=now, domain=domain).data
 
-    router.include_router(create_windows_router(engine, principal, clock=clock))
-    router.include_router(create_services_router(engine, principal, clock=clock, settings=config))
+    router.include_router(create_windows_router(engine, principal, write=write, clock=clock))
+    router.include_router(
+        create_services_router(engine, principal, write=write, clock=clock, settings=config)
+    )
     return router

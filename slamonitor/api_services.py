@@ -20,6 +20,7 @@ from slamonitor.config import SlaSettings
 from slamonitor.periods import Month
 from slamonitor.probe import Clock
 from store.principal import Principal
+from store.writer import Write
 
 Domain = Annotated[str, Path(min_length=1, max_length=255, description="customer domain")]
 
@@ -32,20 +33,21 @@ def create_services_router(
     engine: Engine,
     principal: Callable[..., Principal | Awaitable[Principal]],
     *,
+    write: Write,
     clock: Clock,
     settings: SlaSettings,
 ) -> APIRouter:
-    """Routes for service start dates and usage, included under ``/sla``."""
+    """Routes for service start dates and usage, included under ``/sla``; reads on
+    ``engine``, writes through the store's writer (``write``)."""
     router = APIRouter()
     Caller = Annotated[Principal, Depends(principal)]
 
     @router.put("/services/{domain}")
-    def set_start(domain: Domain, body: ServiceStart, caller: Caller) -> dict[str, Any]:
+    async def set_start(domain: Domain, body: ServiceStart, caller: Caller) -> dict[str, Any]:
         """Record a domain's service start (operators); its first 30 days are not measured."""
         domain = own(caller, domain, "domain")
         require_operator(caller)
-        with engine.begin() as conn:
-            service = services.set_start(conn, domain, body.started_at)
+        service = await write(lambda conn: services.set_start(conn, domain, body.started_at))
         return asdict(service) | {"measured_from": service.measured_from}
 
     @router.get("/services")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import Field, model_validator
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
 from slamonitor import faults
 from slamonitor.api_common import (
@@ -29,6 +30,7 @@ from slamonitor.exclusions import DECLARED, PER_DOMAIN, Kind, State
 from slamonitor.probe import Clock
 from store.principal import Principal
 from store.sla_tables import notices, windows
+from store.writer import Write
 
 NOTICE_WINDOWS = (Kind.MAINTENANCE, Kind.BEYOND_CONTROL, Kind.SUSPENSION)
 """Confirmed windows of these kinds are also shown to customers as notices."""
@@ -68,14 +70,19 @@ class NewNotice(Body):
 
 
 def create_windows_router(
-    engine: Engine, principal: Callable[..., Principal | Awaitable[Principal]], *, clock: Clock
+    engine: Engine,
+    principal: Callable[..., Principal | Awaitable[Principal]],
+    *,
+    write: Write,
+    clock: Clock,
 ) -> APIRouter:
-    """Routes for windows and notices, included under ``/sla`` by ``api.create_router``."""
+    """Routes for windows and notices, included under ``/sla`` by ``api.create_router``;
+    reads on ``engine``, writes through the store's writer (``write``)."""
     router = APIRouter()
     Caller = Annotated[Principal, Depends(principal)]
 
     @router.post("/windows", status_code=201)
-    def declare_window(body: NewWindow, caller: Caller) -> dict[str, Any]:
+    async def declare_window(body: NewWindow, caller: Caller) -> dict[str, Any]:
         """Declare an exclusion window (operators); the README lists the kinds."""
         require_operator(caller)
         row = {
@@ -88,8 +95,9 @@ def create_windows_router(
             "created_at": clock(),
             "state": State.CONFIRMED,
         }
-        with engine.begin() as conn:
-            key = conn.execute(windows.insert().values(**row)).inserted_primary_key
+        key = await write(
+            lambda conn: conn.execute(windows.insert().values(**row)).inserted_primary_key
+        )
         assert key is not None
         return {"id": int(key[0]), **row, "decided_by": None, "decided_at": None}
 
@@ -100,23 +108,24 @@ def create_windows_router(
             return [asdict(w) for w in faults.listing(conn, visible(caller), state)]
 
     @router.post("/windows/{window_id}/decision")
-    def decide_window(window_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
+    async def decide_window(window_id: RowId, body: Decision, caller: Caller) -> dict[str, Any]:
         """Confirm or reject a proposed window (operators); 409 once decided."""
+
+        def decided(conn: Connection) -> faults.WindowRow:
+            found = faults.get(conn, window_id)
+            if found is None or not (found.domain is None or caller.sees(found.domain)):
+                raise not_found("window")
+            require_operator(caller)
+            return faults.decide(conn, window_id, body.confirmed, caller.name, clock(), body.reason)
+
         try:
-            with engine.begin() as conn:
-                found = faults.get(conn, window_id)
-                if found is None or not (found.domain is None or caller.sees(found.domain)):
-                    raise not_found("window")
-                require_operator(caller)
-                decided = faults.decide(
-                    conn, window_id, body.confirmed, caller.name, clock(), body.reason
-                )
+            decision = await write(decided)
         except faults.WindowConflict as exc:
             raise HTTPException(409, str(exc)) from None
-        return asdict(decided)
+        return asdict(decision)
 
     @router.post("/notices", status_code=201)
-    def post_notice(body: NewNotice, caller: Caller) -> dict[str, Any]:
+    async def post_notice(body: NewNotice, caller: Caller) -> dict[str, Any]:
         """Post a maintenance or emergency notice (operators) for one domain or all."""
         require_operator(caller)
         row = {
@@ -129,8 +138,9 @@ def create_windows_router(
             "created_by": caller.name,
             "created_at": clock(),
         }
-        with engine.begin() as conn:
-            key = conn.execute(notices.insert().values(**row)).inserted_primary_key
+        key = await write(
+            lambda conn: conn.execute(notices.insert().values(**row)).inserted_primary_key
+        )
         assert key is not None
         return {"id": int(key[0]), "source": "notice", **row}
 

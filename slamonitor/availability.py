@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 
 from slamonitor.exclusions import LATENCY_ONLY, Window
 from slamonitor.periods import Month
-from slamonitor.probe import Clock, Sleep, sleep, smtp_probe
+from slamonitor.probe import Clock, Holds, Sleep, always, sleep, smtp_probe
 from store.sla_tables import availability
 from store.writer import Write
 
@@ -108,8 +108,10 @@ class AvailabilityProbe:
         interval: float = PROBE_INTERVAL,
         timeout: float = 10.0,
         sleeper: Sleep = sleep,
+        holds: Holds = always,
     ) -> None:
         self.write = write
+        self.holds = holds
         self.host = host
         self.port = port
         self.clock = clock
@@ -128,8 +130,16 @@ class AvailabilityProbe:
         self.last_up = result.ok
         return result.ok
 
+    async def round(self) -> bool | None:
+        """Probe when this node holds the probe's lease (one sample per interval however
+        many nodes run); whether the listener answered, None when another node probes."""
+        return await self.probe_once() if await self.holds() else None
+
     async def run(self) -> None:
-        """Probe until cancelled."""
+        """A round every ``interval`` until cancelled; a failed one is logged, the next tried."""
         while True:
-            await self.probe_once()
+            try:
+                await self.round()
+            except Exception:
+                log.exception("availability probe failed; next one in %.0f s", self.interval)
             await self.sleep(self.interval)

@@ -9,7 +9,8 @@ A new outbreak posts an ``emergency`` notice for every customer (read at
 periods stay above the ratio the same notice is stretched, so customers hear
 once per outbreak, not once per period or per message. The notice in the
 store is the memory: a restarted watch stretches it rather than posting
-another.
+another. With several gateway nodes only the one holding the watch's lease
+(``holds``) judges periods, so two nodes never both post and mail.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, case, func, select, update
 
 from slamonitor.exclusions import OUTBREAK_RATIO
 from slamonitor.periods import PERIOD
-from slamonitor.probe import Clock, Sleep, sleep
+from slamonitor.probe import Clock, Holds, Sleep, always, sleep
 from store.schema import events
 from store.sla_tables import notices
 from store.writer import Write
@@ -115,8 +116,10 @@ class OutbreakWatch:
         sleeper: Sleep = sleep,
         ratio: float = OUTBREAK_RATIO,
         min_messages: int = 200,
+        holds: Holds = always,
     ) -> None:
         self.write = write
+        self.holds = holds
         self.contacts = dict(contacts)
         self.mail = mail
         self.clock = clock
@@ -150,11 +153,15 @@ class OutbreakWatch:
                     log.exception("outbreak notice to %s not queued", contact)
         return posted
 
+    async def round(self) -> Period | None:
+        """Judge the latest period if this node holds the watch; the new outbreak, if any."""
+        return await self.check_once() if await self.holds() else None
+
     async def run(self) -> None:
         """Check each period once, LAG seconds after it ends, until cancelled."""
         while True:
             try:
-                await self.check_once()
+                await self.round()
             except Exception:
                 log.exception("outbreak check failed; the next period is checked as usual")
             await self.sleep(self.due() + 2 * PERIOD + LAG - self.clock())

@@ -20,6 +20,15 @@ class NoServer(Exception):
     """DNS names no server for the domain (no such domain, null MX, lookup failed)."""
 
 
+Holds = Callable[[], Awaitable[bool]]
+"""Whether this node runs a watcher now (the lease on its job): one node alerts, not all."""
+
+
+async def always() -> bool:
+    """The ``Holds`` of a single node: it always runs its watchers."""
+    return True
+
+
 class Cause(enum.StrEnum):
     """Why a probe failed, in the terms of the customer-side faults the contract exempts."""
 

@@ -12,6 +12,11 @@ at every sample until it answers, which resolves the alert. Everything is
 recorded in ``sla_queue_samples``, ``sla_probes`` and ``sla_alerts``. A
 failure on the customer's side also proposes a ``customer_fault`` exclusion
 window (see ``faults``) that lasts until the server answers again.
+
+With several gateway nodes one watch runs: the node holding its lease
+(``holds``). A node that takes the watch over (or restarts) picks up where
+the store says the last holder stood (the newest state of each alert, the
+recent samples), so a customer told once is not told again by the next node.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
 from slamonitor import faults
 from slamonitor.probe import (
     Cause,
     Clock,
+    Holds,
     NoServer,
     ProbeResult,
     Servers,
     Sleep,
+    always,
     sleep,
     smtp_probe,
 )
@@ -76,8 +83,10 @@ class QueueWatch:
         probe_timeout: float = 10.0,
         own_hostname: str | None = None,
         servers: Servers | None = None,
+        holds: Holds = always,
     ) -> None:
         self.write = write
+        self.holds = holds
         self.lengths = lengths
         self.routes = dict(routes)
         self.notify = notify
@@ -93,6 +102,8 @@ class QueueWatch:
         self._history: dict[str, deque[int]] = {}
         self.firing: dict[tuple[str, str], bool] = {}
         """(alert, domain) -> firing, for gauges in this process."""
+        self._holding = False
+        """Whether this node ran the previous round (else the store says where things stand)."""
 
     async def _write(self, table: Table, rows: list[dict[str, object]]) -> None:
         if rows:
@@ -201,11 +212,51 @@ class QueueWatch:
         if not faults.is_customer_side(result):
             del self._faults[domain]
 
+    async def round(self) -> bool:
+        """One interval: sample when this node holds the watch's lease; True when it did.
+
+        With several nodes one samples and alerts; another takes over once the
+        holder stops renewing, starting from the holder's alerts and samples.
+        """
+        if not await self.holds():
+            self._holding = False
+            return False
+        if not self._holding:
+            await self._resume()
+            self._holding = True
+        await self.sample_once()
+        return True
+
+    async def _resume(self) -> None:
+        """Take the alert states and recent samples the previous holder left in the store."""
+        since = self.clock() - (self.rule.samples + 1) * self.interval
+
+        def read(conn: Connection) -> tuple[list[tuple[str, str, str]], list[tuple[str, int]]]:
+            newest = select(func.max(alerts.c.id)).group_by(alerts.c.alert, alerts.c.domain)
+            states = conn.execute(
+                select(alerts.c.alert, alerts.c.domain, alerts.c.state).where(
+                    alerts.c.id.in_(newest.scalar_subquery())
+                )
+            ).all()
+            samples = conn.execute(
+                select(queue_samples.c.domain, queue_samples.c.length)
+                .where(queue_samples.c.at >= since)
+                .order_by(queue_samples.c.at, queue_samples.c.id)
+            ).all()
+            return [tuple(s) for s in states], [tuple(s) for s in samples]
+
+        states, samples = await self.write(read)
+        self.firing = {(alert, domain): state == "firing" for alert, domain, state in states}
+        self._history = {}
+        for domain, length in samples:
+            self._history.setdefault(domain, deque(maxlen=self.rule.samples)).append(length)
+
     async def run(self) -> None:
-        """Sample until cancelled; one failed sample is logged and the watch goes on."""
+        """Run a round every ``interval`` until cancelled; a failed one is logged, the
+        watch goes on."""
         while True:
             try:
-                await self.sample_once()
+                await self.round()
             except Exception:
                 log.exception("queue sample failed; next one in %.0f s", self.interval)
             await self.sleep(self.interval)

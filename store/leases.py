@@ -9,9 +9,10 @@ graceful stop releases (owner NULL), so others take over at once; a claim
 of a row whose owner never released it counts in ``reclaimed``: the dead
 node may have delivered it, so the delivery may repeat once.
 
-Named jobs (the quarantine purge, digests) use the same idea on one row
-each in ``job_leases``: whoever holds the lease runs the job, so it runs on
-one node however many there are.
+Named jobs (the quarantine purge, digests, the queue watch, the
+availability probe, the outbreak watch) use the same idea on one row each in ``job_leases``:
+whoever holds the lease runs the job, so it runs on one node however many
+there are, and customers get one alert, not one per node.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, case, or_, select, update
+from sqlalchemy import Table, case, insert, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from store.records import DeliveryState, MessageState
 from store.schema import deliveries, job_leases, messages
@@ -39,6 +41,9 @@ class Job(StrEnum):
 
     PURGE = "purge"
     DIGESTS = "digests"
+    QUEUE_WATCH = "queue-watch"
+    AVAILABILITY = "availability"
+    OUTBREAKS = "outbreaks"
 
 
 def node_or_host(node: str | None) -> str:
@@ -120,6 +125,24 @@ def claim_deliveries(
     )  # fmt: skip
 
 
+def keep_delivery(conn: Connection, lease: Lease, delivery_id: int, now: float) -> bool:
+    """Renew this owner's lease on one pending delivery; False when it is no longer ours.
+
+    Called right before an attempt. A lease that ran out while this node
+    stalled is renewed only if no node has claimed the row meanwhile (the
+    owner is still us): a claim and this update exclude each other, so once
+    it returns True nobody else attempts the delivery for a full lease.
+    """
+    kept = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .where(deliveries.c.lease_owner == lease.owner)
+        .where(_open(deliveries, DeliveryState.PENDING))
+        .values(**lease.values(now))
+    ).rowcount
+    return bool(kept)
+
+
 def renew(conn: Connection, lease: Lease, now: float) -> int:
     """Extend every lease this owner holds, jobs included; returns how many rows it holds."""
     held = 0
@@ -160,11 +183,29 @@ def release(conn: Connection, lease: Lease) -> int:
 
 
 def hold_job(conn: Connection, name: Job, lease: Lease, now: float) -> bool:
-    """Take or keep the lease on job ``name``; True when this owner now holds it."""
+    """Take or keep the lease on job ``name``; True when this owner now holds it.
+
+    A job newer than the migration that seeded ``job_leases`` gets its row on
+    the first claim; when two nodes race to add it, the primary key lets one
+    win and the other (its insert undone in a savepoint) does not hold it.
+    """
     taken = conn.execute(
         update(job_leases)
         .where(job_leases.c.name == name)
         .where(or_(job_leases.c.owner == lease.owner, job_leases.c.lease_until < now))
         .values(owner=lease.owner, lease_until=now + lease.seconds)
     ).rowcount
-    return bool(taken)
+    if taken:
+        return True
+    if conn.execute(select(job_leases.c.name).where(job_leases.c.name == name)).first():
+        return False  # another node holds it
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(job_leases).values(
+                    name=name, owner=lease.owner, lease_until=now + lease.seconds
+                )
+            )
+    except IntegrityError:
+        return False
+    return True

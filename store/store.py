@@ -80,6 +80,8 @@ class Store:
     def __init__(self, location: Path | str, *, lease: Lease | None = None) -> None:
         self.location = location
         self.lease = lease or Lease(leases.node_name())
+        self.leased_until = 0.0
+        """Every row this node holds is leased at least until then (its last renewal)."""
         self._engines = open_engines(location)
         self.engine: Engine = self._engines.engine
         self.durable: Engine = self._engines.durable
@@ -166,10 +168,24 @@ class Store:
                 conn, leases.claim_deliveries(conn, self.lease, now, limit, own=own)
             )
 
+    def keep_delivery(self, delivery: Delivery, now: float) -> bool:
+        """Whether ``delivery`` is still ours to attempt now; False: another node has it.
+
+        While the last renewal of all our leases has a third of a lease left
+        (the renewal runs every third), no node can have claimed it: no write.
+        Past that this node stalled, so the row's lease is checked and renewed.
+        """
+        if now < self.leased_until - self.lease.seconds / 3:
+            return True
+        with self.engine.begin() as conn:
+            return leases.keep_delivery(conn, self.lease, delivery.id, now)
+
     def renew_leases(self, now: float) -> int:
         """Keep what this node works on; returns how many rows it holds."""
         with self.engine.begin() as conn:
-            return leases.renew(conn, self.lease, now)
+            held = leases.renew(conn, self.lease, now)
+        self.leased_until = now + self.lease.seconds
+        return held
 
     def release_leases(self) -> int:
         """Hand this node's unfinished work to the others (graceful stop)."""
@@ -189,11 +205,15 @@ class Store:
         filtered_at: float,
         outcomes: Iterable[tuple[EventRecord, Sequence[NewDelivery], Held | None]],
         quarantine_quota: int = 1_000_000,
+        notices: Callable[[list[str], float], Sequence[NewDelivery]] | None = None,
     ) -> Recorded:
         """Deliveries, quarantine entries and events of one message, and mark it filtered.
 
         One transaction: after a crash the message is either still ``spooled``
-        (and filtered again) or fully recorded, never half. Raises
+        (and filtered again) or fully recorded, never half. ``notices`` builds
+        the mail telling recipients their quarantine account was opened; it is
+        queued in the same transaction, so an account is never opened without
+        its notice, and it costs no second commit. Raises
         ``QuarantineUnavailable`` (nothing written) when a held message does not
         fit its domain's quarantine: the caller tags and delivers it instead;
         ``LeaseLost`` (nothing written) when another node has taken the message.
@@ -244,6 +264,11 @@ class Store:
                         conn, held_id=held.id, recipients=held.rcpt_tos, quota=quarantine_quota,
                         now=filtered_at,
                     )  # fmt: skip
+            if accounts and notices is not None:
+                created += insert_deliveries(
+                    conn, message.id, message.received_at, notices(accounts, filtered_at),
+                    filtered_at, self.lease,
+                )  # fmt: skip
         return Recorded(created, accounts)
 
     def _insert_held(self, conn: Connection, message: Spooled, held: Held, now: float) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from store.schema import events
 from store.store import Store
+from store.writer import StoreWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 NOV = 1793491200.0
@@ -28,6 +29,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def engine(store: Store) -> Engine:
     return store.engine
+
+
+@pytest.fixture
+async def writer(store: Store) -> AsyncIterator[StoreWriter]:
+    """The store's writer, as the gateway hands it to the REST routes that write."""
+    running = StoreWriter(store)
+    yield running
+    await running.close()
 
 
 def event(

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import httpx
 import pytest
 from fastapi import FastAPI, Header, HTTPException
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from service.problems import install_problem_handlers
 from slamonitor.api import create_router
 from store.principal import Principal
 from store.store import Store
+from store.writer import StoreWriter
 from tests.slamonitor.conftest import NOV, event, insert
 
+T = TypeVar("T")
 OPS = {"x-test-principal": "operator"}
 ACME = {"x-test-principal": "customer:acme.test"}
 OTHER = {"x-test-principal": "customer:other.test"}
@@ -31,10 +36,12 @@ async def principal(x_test_principal: str = Header()) -> Principal:
 
 
 @pytest.fixture
-async def http(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+async def http(store: Store, writer: StoreWriter) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(create_router(store.engine, principal, clock=lambda: NOV + 3600))
+    app.include_router(
+        create_router(store.engine, principal, write=writer.write, clock=lambda: NOV + 3600)
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sla") as client:
         yield client
@@ -168,3 +175,38 @@ async def test_summary_is_month_to_date_for_a_visible_domain(
     assert_problem(await http.get("/sla/summary", headers=ACME), 403)
     everything = (await http.get("/sla/summary", headers=OPS)).json()
     assert everything["levels"]["latency"]["delivered"] == 2
+
+
+async def test_writes_go_through_the_store_writer_and_a_refused_one_is_not_half_done(
+    store: Store, writer: StoreWriter
+) -> None:
+    """Every write of /sla runs on the store's writer thread (one writer for SQLite), and a
+    request the route refuses inside its transaction (403) leaves nothing behind."""
+    threads: list[str] = []
+
+    async def write(fn: Callable[[Connection], T]) -> T:
+        def on_writer(conn: Connection) -> T:
+            threads.append(threading.current_thread().name)
+            return fn(conn)
+
+        return await writer.write(on_writer)
+
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(create_router(store.engine, principal, write=write, clock=lambda: NOV))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sla"
+    ) as http:
+        ticket = {"domain": "acme.test", "priority": "critical", "subject": "mail stuck"}
+        tid = (await http.post("/sla/tickets", headers=ACME, json=ticket)).json()["id"]
+        assert_problem(await http.post(f"/sla/tickets/{tid}/response", headers=ACME), 403)
+        window = {"kind": "maintenance", "start": NOV, "end": NOV + 3600, "reason": "upgrade"}
+        assert (await http.post("/sla/windows", headers=OPS, json=window)).status_code == 201
+        notice = {"kind": "maintenance", "start": NOV, "end": NOV + 60, "title": "upgrade"}
+        assert (await http.post("/sla/notices", headers=OPS, json=notice)).status_code == 201
+        start = {"started_at": NOV}
+        assert (await http.put("/sla/services/acme.test", headers=OPS, json=start)).is_success
+        [opened] = (await http.get("/sla/tickets", headers=OPS)).json()
+    assert opened["first_response_at"] is None  # the refused response wrote nothing
+    assert len(threads) == 5
+    assert all(name.startswith("mailmoat-store") for name in threads)

@@ -17,6 +17,7 @@ from slamonitor.api import create_router
 from slamonitor.config import SlaSettings
 from slamonitor.probe import Cause, ProbeResult
 from store.schema import messages
+from store.writer import StoreWriter
 from tests.slamonitor.conftest import NOV, event, insert
 from tests.slamonitor.test_api import ACME, OPS, OTHER, assert_problem, principal
 
@@ -25,13 +26,15 @@ OCT = "2026-10"
 
 
 @pytest.fixture
-async def http(engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
+async def http(engine: Engine, writer: StoreWriter) -> AsyncIterator[httpx.AsyncClient]:
     settings = SlaSettings(
         helpdesk_plans={"ACME.test": "mithi-priority"}, registered_users={"acme.test": 2}
     )
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(create_router(engine, principal, clock=lambda: NOW, settings=settings))
+    app.include_router(
+        create_router(engine, principal, write=writer.write, clock=lambda: NOW, settings=settings)
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sla") as client:
         yield client

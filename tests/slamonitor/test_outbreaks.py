@@ -109,7 +109,9 @@ async def test_customers_read_the_outbreak_notice(writer: StoreWriter, engine: E
     await h.period_with(400, 3)
     app = FastAPI()
     app.include_router(
-        create_router(engine, principal, clock=lambda: h.now, settings=SlaSettings())
+        create_router(
+            engine, principal, write=writer.write, clock=lambda: h.now, settings=SlaSettings()
+        )
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sla") as client:

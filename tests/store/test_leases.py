@@ -101,6 +101,33 @@ def test_a_job_runs_on_one_node_until_its_holder_falls_silent(store_location: Pa
     b.close()
 
 
+def test_a_job_newer_than_the_migrations_gets_its_row_on_first_claim(
+    store_location: Path | str,
+) -> None:
+    """The queue watch and the availability probe have no seeded row: the first claim adds
+    it, and from then on it has one holder like the others."""
+    a = Store(store_location, lease=Lease("a", LEASE))
+    b = Store(store_location, lease=Lease("b", LEASE))
+    assert a.hold_job(Job.QUEUE_WATCH, T0)
+    assert not b.hold_job(Job.QUEUE_WATCH, T0 + 1)
+    assert b.hold_job(Job.AVAILABILITY, T0 + 1)
+    assert not a.hold_job(Job.AVAILABILITY, T0 + 2)
+    assert b.hold_job(Job.QUEUE_WATCH, T0 + LEASE + 1)  # a fell silent
+    a.close()
+    b.close()
+
+
+def test_two_nodes_adding_a_jobs_row_at_once_leave_one_holder(
+    store_location: Path | str,
+) -> None:
+    nodes = [Store(store_location, lease=Lease(f"n{i}", LEASE)) for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        held = list(pool.map(lambda s: s.hold_job(Job.AVAILABILITY, T0), nodes))
+    assert sum(held) == 1
+    for node in nodes:
+        node.close()
+
+
 def test_a_running_node_does_not_claim_its_own_late_leases(store_location: Path | str) -> None:
     a = Store(store_location, lease=Lease("a", LEASE))
     _spool(a, 2)

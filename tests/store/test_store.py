@@ -12,6 +12,7 @@ from store.records import (
     DeliveryKind,
     DeliveryState,
     EventRecord,
+    Held,
     MessageState,
     NewDelivery,
     Outcome,
@@ -94,3 +95,40 @@ def test_a_message_taken_over_is_not_recorded_by_its_first_node(
     assert len(b.record_filtered(msg, 2000.0, _outcome(msg)).deliveries) == 1
     a.close()
     b.close()
+
+
+def _held(
+    msg: Spooled, held_id: str, rcpts: tuple[str, ...] | None = None
+) -> list[tuple[EventRecord, list[NewDelivery], Held]]:
+    record = EventRecord("example.test", "quarantine", "spam", Outcome.QUARANTINED, 9.0, (), (), 1)
+    held = Held(held_id, "example.test", rcpts or msg.rcpt_tos, "spam", False, 9.0, (), NOW + 9)
+    return [(record, [], held)]
+
+
+def test_account_notices_commit_with_the_outcome(store_location: Path | str) -> None:
+    """A new account's notice is queued in the outcome's own transaction: no second commit,
+    and an account is never opened without its notice (a failing notice undoes the outcome)."""
+    store = Store(store_location, lease=Lease("a"))
+    first, second, third = _message(1), _message(2), _message(3)
+    store.spool([first, second, third])
+
+    def notices(addresses: list[str], now: float) -> list[NewDelivery]:
+        return [NewDelivery(DeliveryKind.NOTIFY, "example.test", "", (a,)) for a in addresses]
+
+    recorded = store.record_filtered(first, NOW + 5, _held(first, "H1"), notices=notices)
+    assert recorded.new_accounts == ["bob@example.test"]
+    assert [(d.item.kind, d.item.rcpt_tos) for d in recorded.deliveries] == [
+        (DeliveryKind.NOTIFY, ("bob@example.test",))
+    ]
+    again = store.record_filtered(second, NOW + 6, _held(second, "H2"), notices=notices)
+    assert (again.new_accounts, again.deliveries) == ([], [])  # known account: no notice
+
+    def broken(addresses: list[str], now: float) -> list[NewDelivery]:
+        raise RuntimeError("renderer failed")
+
+    with pytest.raises(RuntimeError):  # carol is new: her notice fails, so nothing is kept
+        store.record_filtered(
+            third, NOW + 7, _held(third, "H3", ("carol@example.test",)), notices=broken
+        )
+    assert [m.id for m in store.claim_unfiltered(NOW + 8, 10, own=True)] == ["Q3"]  # still spooled
+    store.close()
