@@ -17,6 +17,7 @@ if [ ! -d "$CORPUS" ]; then
 fi
 "$PY" bench/throughput.py --corpus "$CORPUS"
 "$PY" bench/accuracy.py --corpus "$CORPUS" --out bench/results/accuracy.json
+"$PY" bench/training_memory.py --corpus "$CORPUS"   # 100,000 messages streamed: peak RSS
 # Also the anchor: Debian's Postfix with and without rspamd's milter (scripts/mail-anchor.sh
 # installs them when missing; needs root) against Mailmoat, one node on SQLite.
 "$PY" bench/e2e.py --corpus "$CORPUS" --out bench/results/e2e.json

@@ -23,9 +23,12 @@ def test_chunked_training_finds_the_same_model_as_one_chunk() -> None:
     whole = train(synthetic(60), epochs=50)
     chunked = train(synthetic(60), epochs=50, chunk_tokens=40)
     assert whole.weights.keys() == chunked.weights.keys()
-    # Only the order of summation differs; Adam's normalised steps carry that into ~1e-5.
-    assert all(chunked.weights[t] == pytest.approx(w, abs=1e-4) for t, w in whole.weights.items())
-    assert chunked.bias == pytest.approx(whole.bias, abs=1e-4)
+    # Only the order of summation differs (and numpy's SIMD sums round by alignment, so even
+    # one chunk varies run to run); Adam divides each step by the gradient's size, which
+    # carries that rounding into ~1e-5, and once past 1e-4 in a full run. Losing two of the
+    # sixty documents (what a chunking bug would do) moves a weight by 2e-2.
+    assert all(chunked.weights[t] == pytest.approx(w, abs=1e-3) for t, w in whole.weights.items())
+    assert chunked.bias == pytest.approx(whole.bias, abs=1e-3)
 
 
 def test_samples_are_read_once_from_a_generator() -> None:
