@@ -177,6 +177,12 @@ def learned_through(model: TokenModel) -> int:
     return int(model.metadata.get("learned_through", "0"))
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    """What tells a rewritten model file: its modification time and size."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
 def save_atomically(model: TokenModel, path: Path) -> None:
     """Write ``path`` so readers see the old file or the new one, never half of one."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -218,18 +224,33 @@ class Learner:
         self.on_model = on_model
         self.applied = 0  # labels this process has applied, learned or skipped
         # The label the model in use has learned through: the classifier loaded the file.
+        self._seen = _stamp(path)
         self.in_use = learned_through(TokenModel.load(path))
+
+    def _idle(self) -> bool:
+        """Nothing to do: no label after the model in use, and nobody rewrote the file.
+
+        Loading the model costs most of a second of CPU; doing it every few seconds
+        with nothing to learn took a share of the gateway's one core, so a round first
+        asks the store (one indexed row) and the file's stat.
+        """
+        return _stamp(self.path) == self._seen and not self.store.read(
+            pending, self.in_use, limit=1
+        )
 
     def catch_up(self) -> int:
         """Apply the labels waiting in the store; returns how many (blocking: run in a thread)."""
         done = 0
         while True:
+            if self._idle():
+                return done
             with _exclusive(self.path):
                 model = TokenModel.load(self.path)
                 labels = self.store.read(pending, learned_through(model))
                 if labels:
                     model = learn(model, labels, self.config)
                     save_atomically(model, self.path)
+                self._seen = _stamp(self.path)
             # Another process sharing the file may have learned them: use its model too.
             if learned_through(model) > self.in_use:
                 self.in_use = learned_through(model)
