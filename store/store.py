@@ -175,10 +175,15 @@ class Store:
         (the renewal runs every third), no node can have claimed it: no write.
         Past that this node stalled, so the row's lease is checked and renewed.
         """
-        if now < self.leased_until - self.lease.seconds / 3:
+        if self.leases_fresh(now):
             return True
         with self.engine.begin() as conn:
             return leases.keep_delivery(conn, self.lease, delivery.id, now)
+
+    def leases_fresh(self, now: float) -> bool:
+        """True while the last renewal of this node's leases has a third of a lease left:
+        then no node can have claimed any of its rows (the renewal runs every third)."""
+        return now < self.leased_until - self.lease.seconds / 3
 
     def renew_leases(self, now: float) -> int:
         """Keep what this node works on; returns how many rows it holds."""
