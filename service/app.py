@@ -220,6 +220,9 @@ class Gateway:
             backlog=self.processor.queue.qsize,
             clock=self.clock,
         )
+        # Renewed once now, not a third of a lease from now: until the first renewal no
+        # lease counts as fresh, and every delivery would check its row in the store.
+        await self.takeover.renew()
         await self.takeover.claim(own=True)  # a crash after 250 left these; nothing is lost
         self.outbound.start()
         self._lease_task = asyncio.create_task(self.takeover.run(), name="mailmoat-leases")
