@@ -306,7 +306,7 @@ class Gateway:
         mailer = ReportMailer(
             self.store.engine, self.config.sla, contacts, self._mail, clock=self.clock
         )
-        self._watchers = [
+        self._watchers += [  # beside the learner's, so stop() cancels every one
             asyncio.create_task(watch.run(), name="mailmoat-queue-watch"),
             asyncio.create_task(probe.run(), name="mailmoat-availability"),
             asyncio.create_task(mailer.run(), name="mailmoat-report-mailer"),

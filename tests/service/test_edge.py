@@ -117,7 +117,13 @@ async def test_backlog_over_its_message_limit_gets_451_at_mail(
 
 async def test_sessions_per_client_are_limited_with_421(start_gateway: Start) -> None:
     gateway = await start_gateway(smtp={"max_sessions_per_client": 2})
+    # The gateway's own availability probe connects from 127.0.0.1 at start: let it finish,
+    # or it takes one of this client's two slots.
+    db = gateway.config.store.path
+    await eventually(lambda: rows(db, "SELECT count(*) FROM sla_availability") != [(0,)])
+    await eventually(lambda: not gateway.sessions)
     held = [await RawSession.open(gateway.smtp_port) for _ in range(2)]
+    assert len(gateway.sessions) == 2  # both held sessions were greeted, not refused
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.smtp_port)
     assert (await reader.readline()).startswith(b"421 4.7.0")
     assert await reader.read() == b""  # closed by the gateway
