@@ -22,7 +22,7 @@ from quarantine.config import QuarantineConfig
 from quarantine.held import HeldSummary
 from quarantine.service import NotFound, Quarantine, Refused
 from store.leases import Job
-from store.principal import Principal
+from store.principal import LINK, Principal
 from store.quarantine_tables import link_uses
 from store.records import Delivery, DeliveryKind, NewDelivery
 
@@ -176,7 +176,7 @@ class Upkeep:
             )  # fmt: skip
         except IntegrityError:
             raise Refused("this link was already used", 410) from None
-        who = Principal(f"link:{claim.recipient}", False, frozenset({summary.domain}))
+        who = Principal(f"{LINK}{claim.recipient}", False, frozenset({summary.domain}))
         if claim.action == "release":
             done = await self.quarantine.release(who, claim.held_id, [claim.recipient])
             return done.detail

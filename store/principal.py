@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-END_USER_PREFIXES = ("user:", "link:")
-"""How the names of end users' principals start (web session, digest link); the rest are
-API tokens held by administrators (a customer's or the operator's)."""
+USER = "user:"
+"""Name prefix of an end user signed in to the web pages: ``user:<address>``."""
+LINK = "link:"
+"""Name prefix of an end user acting through a digest link: ``link:<address>``."""
+END_USER_PREFIXES = (USER, LINK)
+"""How the names of end users' principals start; the rest are API tokens held by
+administrators (a customer's or the operator's). Online learning refuses releases by these,
+so the places that name end users build the names from the same constants."""
 
 
 @dataclass(frozen=True, slots=True)

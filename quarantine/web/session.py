@@ -22,7 +22,7 @@ from fastapi import Request, Response
 from quarantine import accounts, tokens
 from quarantine.service import Quarantine
 from quarantine.web.seal import BadSeal, seal, unseal
-from store.principal import Principal
+from store.principal import USER, Principal
 
 COOKIE: Final = "mm_session"
 PURPOSE: Final = "session"
@@ -122,7 +122,7 @@ class Sessions:
             account = await self.quarantine.read(accounts.get, session.subject)
             if account is None:
                 return None
-            who = Principal(f"user:{account.address}", False, frozenset({account.domain}))
+            who = Principal(f"{USER}{account.address}", False, frozenset({account.domain}))
             return Viewer(who, account.address, account.address)
         if session.kind is Kind.ADMIN:
             found = await self.quarantine.read(tokens.authenticate_hash, session.subject)
