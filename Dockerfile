@@ -8,12 +8,15 @@ COPY pyproject.toml README.md ./
 COPY filters ./filters
 COPY store ./store
 COPY service ./service
-COPY store ./store
+COPY simulator ./simulator
 COPY quarantine ./quarantine
 COPY slamonitor ./slamonitor
 COPY loadtest ./loadtest
 COPY examples ./examples
-RUN pip install . \
+# gcc builds the compiled token scan (filters/tokenscan.pyx) and is removed again.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
     && mailmoat generate --out /app/sample --count 400 --seed 7 \
     && mailmoat train --corpus /app/sample --out /app/data/model.npz --seed 1 \
     && useradd --system --home-dir /app mailmoat \

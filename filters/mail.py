@@ -21,7 +21,41 @@ from functools import cached_property
 from itertools import islice
 from typing import Any
 
-_PARSER = BytesParser(policy=compat32)
+
+class _Message(Message):
+    """A compat32 message whose header lookups lower-case each field name once.
+
+    ``Message.get`` lower-cases every field name on every call, and reading
+    one part's type, file name, charset and encoding takes half a dozen calls:
+    on the corpus, a fifth of a message's filtering time. The lower-cased
+    names are kept beside the header list they came from and rebuilt when
+    that list is replaced or grows, which covers every way ``Message`` changes
+    its fields (``replace_header`` keeps the name it replaces).
+    """
+
+    _names_of: list[tuple[str, Any]] | None = None
+    _names: tuple[str, ...] = ()
+
+    def _lower_names(self) -> tuple[str, ...]:
+        headers: list[tuple[str, Any]] = self._headers  # type: ignore[attr-defined]
+        if self._names_of is not headers or len(self._names) != len(headers):
+            self._names = tuple(name.lower() for name, _ in headers)
+            self._names_of = headers
+        return self._names
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        try:
+            at = self._lower_names().index(name.lower())
+        except ValueError:
+            return failobj
+        field, value = self._headers[at]  # type: ignore[attr-defined]
+        return self.policy.header_fetch_parse(field, value)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lower_names()
+
+
+_PARSER = BytesParser(_Message, policy=compat32)
 _URL_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""", re.IGNORECASE)
 _URL_LOWER_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""")
 # A header block the feed parser would read without a defect: every line a field
@@ -141,7 +175,7 @@ def _parse(raw: bytes) -> Message:
     if end < 0 or b"\r" in raw[:end]:
         return _PARSER.parsebytes(raw)
     if _CLEAN_HEADERS_RE.fullmatch(raw, 0, end + 1):
-        message = Message(policy=compat32)
+        message: Message = _Message(policy=compat32)
         fields = raw[: end + 1].decode("ascii", "surrogateescape")
         for name, value in _FIELD_RE.findall(fields):
             message.set_raw(name, value)

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import compress, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +27,20 @@ import numpy.typing as npt
 
 from filters.mail import Mail
 from filters.rules import RULES
+from filters.tokenscan import (
+    NO_EVIDENCE,
+    SLOT_DTYPE,
+    add_header_words,
+    add_words,
+    chi2_q,
+    fill_slots,
+    sum_tokens,
+)
 
 MODEL_VERSION = 3
-# Runs of word characters; 3 to 12 long are words, longer ones "skip:" tokens (see ``tokens``).
-# One plain pattern and a length filter cost half as much as look-around patterns.
-_RUN_RE = re.compile(r"[\w$][\w$'.-]*!?")
-_HEADER_WORD_RE = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
-# Raw header values hold only ASCII and what stands for other bytes (lone surrogates or
-# U+FFFD), none of them word characters or digits, so ASCII classes match exactly the
-# same there, and cost 40% less than Unicode ones.
-_RAW_HEADER_WORD_RE = re.compile(_HEADER_WORD_RE.pattern, re.ASCII)
 _TAG_RE = re.compile(r"<([a-z]{1,10})\b")
 _IP_RE = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b", re.ASCII)
 _ENCODED_WORD_RE = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
-_IS_WORD = bytes(int(2 < n < 13) for n in range(256))
-_IS_LONG = bytes(int(n == 13) for n in range(256))
 _URL_PIECE_RE = re.compile(r"[/?&=#.:+_~%-]+")
 # MIME structure, read off the lower-cased raw bytes: literal-prefixed patterns scan fast,
 # where one case-insensitive alternation costs ten times as much.
@@ -113,25 +112,15 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
                 continue
             received.append(value.lower())
             out.update("ip:" + n for n in _IP_RE.findall(value))
-        # map over a bound __add__ runs in C; a generator expression is 3x slower here.
-        out.update(map((lname + ":").__add__, _RAW_HEADER_WORD_RE.findall(value.lower())))
+        add_header_words(out, lname + ":", value.lower())
         if "=?" in value:
             out.update(
                 f"encoded:{lname}:{c.lower()}:{e.lower()}"
                 for c, e in _ENCODED_WORD_RE.findall(value)
             )
-    out.update(map("subject:".__add__, _HEADER_WORD_RE.findall(mail.subject.lower())))
+    add_header_words(out, "subject:", mail.subject.lower(), ascii=False)
     text = mail.text[:_MAX_TEXT]
-    lowered = text.lower()
-    runs = _RUN_RE.findall(lowered)
-    # Each run's length (13 standing for "longer") as one byte, so picking words and
-    # long runs is ``compress`` over a translated byte string, all in C.
-    lengths = bytes(map(min, map(len, runs), repeat(13)))
-    words = list(compress(runs, lengths.translate(_IS_WORD)))
-    out.update(words)
-    if 13 in lengths:
-        long_runs = compress(runs, lengths.translate(_IS_LONG))
-        out.update(f"skip:{w[0]} {len(w) // 10 * 10}" for w in long_runs)
+    words = add_words(out, text.lower())
     out.update(map("tag:".__add__, _TAG_RE.findall(mail.html[:_MAX_TEXT].lower())))
     for host in mail.domains:
         out.add("url:" + host)
@@ -150,7 +139,7 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     if text:
         eight_bit = 0 if text.isascii() else len(text.encode("utf-8")) - len(text)
         out.add(f"8bit:{min(10, round(20 * eight_bit / len(text)))}")
-    out.add(f"words:{min(12, len(words).bit_length())}")
+    out.add(f"words:{min(12, words.bit_length())}")
     out.add(f"urls:{min(8, len(urls).bit_length())}")
     out.update(_alignment(mail, " ".join(received)))
     if fired is None:
@@ -166,18 +155,6 @@ ROBINSON_S = 0.0178
 ROBINSON_X = 0.52
 MIN_DEV = 0.375
 _EVIDENCE_CLIP = 1e-6
-_LOG_FACTORIALS = np.array([math.lgamma(i + 1) for i in range(1 << 14)])
-
-
-def _chi2_q(chi2: float, n: int) -> float:
-    """P(X >= chi2) for X chi-squared with 2n degrees of freedom: a Poisson tail, in logs."""
-    m = chi2 / 2.0
-    if m <= 0.0:
-        return 1.0
-    i = np.arange(min(n, len(_LOG_FACTORIALS)))
-    terms = i * math.log(m) - m - _LOG_FACTORIALS[: len(i)]
-    top = float(terms.max())
-    return min(1.0, math.exp(top) * float(np.exp(terms - top).sum()))
 
 
 def fisher_logit(found: Iterable[str], evidence: dict[str, float]) -> float:
@@ -191,8 +168,8 @@ def fisher_logit(found: Iterable[str], evidence: dict[str, float]) -> float:
     if not found_f:
         return 0.0
     n = len(found_f)
-    ham = _chi2_q(-2.0 * sum(map(math.log, found_f)), n)
-    spam = _chi2_q(-2.0 * sum(map(math.log, map((1.0).__sub__, found_f))), n)
+    ham = chi2_q(-2.0 * sum(map(math.log, found_f)), n)
+    spam = chi2_q(-2.0 * sum(map(math.log, map((1.0).__sub__, found_f))), n)
     return _indicator_logit(ham, spam)
 
 
@@ -201,32 +178,26 @@ def _indicator_logit(ham: float, spam: float) -> float:
     return math.log(score / (1.0 - score))
 
 
-@dataclass(frozen=True)
-class _Table:
-    """Every token of a model under one index, its values in arrays: one lookup per token.
+def _slots(weights: dict[str, float], evidence: dict[str, float]) -> npt.NDArray[np.void]:
+    """Every token of a model in one hash table, for ``tokenscan.sum_tokens``.
 
-    The last row is the one unknown tokens map to (index -1): weight 0, no evidence.
+    Keyed by the tokens' own string hashes (this process's; the table is built
+    at load), at most half full. Two tokens of one model sharing a 64-bit
+    hash would lose one (about one model in 10^9); a message token taken for
+    another is as likely, as in any hashed token model.
     """
-
-    index: dict[str, int]
-    weights: npt.NDArray[np.float64]
-    strong: npt.NDArray[np.bool_]
-    log_f: npt.NDArray[np.float64]
-    log_1mf: npt.NDArray[np.float64]
-
-    @classmethod
-    def of(cls, weights: dict[str, float], evidence: dict[str, float]) -> _Table:
-        index = {t: i for i, t in enumerate(weights)}
-        for token in evidence:
-            index.setdefault(token, len(index))
-        size = len(index) + 1
-        w, f = np.zeros(size), np.full(size, 0.5)
-        w[: len(weights)] = list(weights.values())
-        ids = [index[t] for t in evidence]
-        f[ids] = list(evidence.values())
-        strong = np.zeros(size, dtype=bool)
-        strong[ids] = True
-        return cls(index, w, strong, np.log(f), np.log1p(-f))
+    tokens = [*weights, *(t for t in evidence if t not in weights)]
+    size = 1 << max(4, (2 * len(tokens)).bit_length())
+    w = np.zeros(len(tokens))
+    w[: len(weights)] = list(weights.values())
+    f = np.array([evidence.get(t, np.nan) for t in tokens])
+    strong = ~np.isnan(f)
+    log_f = np.full(len(tokens), NO_EVIDENCE)
+    log_1mf = np.zeros(len(tokens))
+    log_f[strong], log_1mf[strong] = np.log(f[strong]), np.log1p(-f[strong])
+    slots = np.zeros(size, dtype=SLOT_DTYPE)
+    fill_slots(slots, tokens, w, log_f, log_1mf)
+    return slots
 
 
 def robinson(spam_share: float, n: float) -> float:
@@ -268,16 +239,12 @@ class TokenModel:
         return self.logit_of(tokens(mail, fired))
 
     def logit_of(self, found: set[str]) -> float:
-        """The logit of a message with these tokens: one dict lookup per token, then numpy."""
-        table = self._table
-        ids = np.fromiter(map(table.index.get, found, repeat(-1)), np.int64, len(found))
-        z = self.bias + float(table.weights[ids].sum())
-        if self.evidence_weight:
-            strong = ids[table.strong[ids]]
-            if len(strong):
-                ham = _chi2_q(-2.0 * float(table.log_f[strong].sum()), len(strong))
-                spam = _chi2_q(-2.0 * float(table.log_1mf[strong].sum()), len(strong))
-                z += self.evidence_weight * _indicator_logit(ham, spam)
+        """The logit of a message with these tokens: one dict lookup per token, in C."""
+        z, strong, log_f, log_1mf = sum_tokens(found, self._slots)
+        z += self.bias
+        if self.evidence_weight and strong:
+            ham, spam = chi2_q(-2.0 * log_f, strong), chi2_q(-2.0 * log_1mf, strong)
+            z += self.evidence_weight * _indicator_logit(ham, spam)
         return z
 
     def logit_once(self, found: set[str]) -> float:
@@ -288,8 +255,8 @@ class TokenModel:
         return z
 
     @cached_property
-    def _table(self) -> _Table:
-        return _Table.of(self.weights, self.evidence)
+    def _slots(self) -> npt.NDArray[np.void]:
+        return _slots(self.weights, self.evidence)
 
     def spam_probability(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
         """``fired``: the symbols of the rules that fire on ``mail``, when already known."""

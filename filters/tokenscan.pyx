@@ -1,0 +1,185 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The token model's inner loops in C: word scanning, token lookups, Fisher's tail.
+
+``filters.model.tokens`` spent most of its time turning regex matches into
+Python lists and filtering them by length again, and ``TokenModel.logit_of``
+in building a numpy index array from 270 dict lookups per message; each scan
+here walks the text once and adds what it finds straight to the caller's set.
+The scans match exactly what these regular expressions find with ``findall``
+(``tests/filters/test_tokenscan.py`` checks them against the regexes):
+
+- ``add_words``: ``[\\w$][\\w$'.-]*!?`` (Unicode ``\\w``), keeping runs of 3 to
+  12 characters and a ``skip:`` token for longer ones;
+- ``add_header_words``: ``[\\w$][\\w$'.-]{1,28}[\\w$!]``, with ASCII or Unicode
+  ``\\w``, each match behind a prefix.
+"""
+
+from cpython.set cimport PySet_Add
+from cpython.unicode cimport Py_UNICODE_ISALNUM
+from libc.math cimport exp, log, lgamma
+
+# Python's re: \w is str.isalnum() or "_" (re.ASCII: [a-zA-Z0-9_]).
+cdef inline bint _word(Py_UCS4 c, bint ascii):
+    if c < 128:
+        return (
+            (c >= 97 and c <= 122) or (c >= 65 and c <= 90) or (c >= 48 and c <= 57)
+            or c == 95 or c == 36  # "_", "$"
+        )
+    return not ascii and Py_UNICODE_ISALNUM(c)
+
+
+cdef inline bint _inner(Py_UCS4 c, bint ascii):
+    """The middle of a run: a word character, "$", "'", "." or "-"."""
+    return c == 39 or c == 46 or c == 45 or _word(c, ascii)
+
+
+def add_words(set out, str text):
+    """Add every run of 3 to 12 characters to ``out``, and ``skip:<first> <tens>`` for longer.
+
+    Returns how many runs were words (3 to 12 long), repeats included.
+    """
+    cdef Py_ssize_t n = len(text), i = 0, start, length, words = 0
+    cdef Py_UCS4 c
+    while i < n:
+        c = text[i]
+        if not _word(c, False):
+            i += 1
+            continue
+        start = i
+        i += 1
+        while i < n and _inner(text[i], False):
+            i += 1
+        if i < n and text[i] == "!":
+            i += 1
+        length = i - start
+        if length > 12:
+            PySet_Add(out, "skip:%s %d" % (text[start], length // 10 * 10))
+        elif length > 2:
+            PySet_Add(out, text[start:i])
+            words += 1
+    return words
+
+
+def add_header_words(set out, str prefix, str value, bint ascii=True):
+    """Add ``prefix + word`` to ``out`` for each header word (3 to 30 characters) in ``value``.
+
+    As the regex engine does: the middle takes up to 28 characters greedily,
+    then gives them back one at a time until the character after it can end
+    the word; where no word starts, the scan moves on by one character.
+    """
+    cdef Py_ssize_t n = len(value), s = 0, j, limit, end
+    while s < n:
+        if not _word(value[s], ascii):
+            s += 1
+            continue
+        j = s + 1
+        limit = min(n, s + 29)
+        while j < limit and _inner(value[j], ascii):
+            j += 1
+        end = -1
+        if j > s + 1:
+            if j < n and (value[j] == "!" or _word(value[j], ascii)):
+                end = j
+            else:
+                # Given back, each was a middle character: it ends a word only if a word one.
+                j -= 1
+                while j >= s + 2:
+                    if _word(value[j], ascii):
+                        end = j
+                        break
+                    j -= 1
+        if end < 0:
+            s += 1
+            continue
+        PySet_Add(out, prefix + value[s : end + 1])
+        s = end + 1
+
+
+# One slot of a model's token table: the token's hash, its weight and its evidence.
+cdef packed struct Slot:
+    long long key
+    double weight
+    double log_f
+    double log_1mf
+
+SLOT_DTYPE = [("key", "<i8"), ("weight", "<f8"), ("log_f", "<f8"), ("log_1mf", "<f8")]
+# ``log_f`` of a token without evidence: no probability has a positive log.
+cdef double _NO_EVIDENCE = 1.0
+NO_EVIDENCE = _NO_EVIDENCE
+
+
+cdef inline long long _key(object token) except? -1:
+    """The token's hash as stored (0 marks an empty slot, so a hash of 0 is stored as 1)."""
+    cdef long long h = hash(token)
+    return h if h != 0 else 1
+
+
+def fill_slots(Slot[::1] slots, list tokens, const double[::1] weights, const double[::1] log_f,
+               const double[::1] log_1mf):
+    """Put each token's values in ``slots`` (zeroed, a power of two long), by linear probing.
+
+    Returns how many tokens shared a hash with an earlier one (they are left out).
+    """
+    cdef Py_ssize_t mask = slots.shape[0] - 1, i, at
+    cdef long long key
+    cdef Py_ssize_t clashes = 0
+    for i in range(len(tokens)):
+        key = _key(tokens[i])
+        at = key & mask
+        while slots[at].key != 0 and slots[at].key != key:
+            at = (at + 1) & mask
+        if slots[at].key == key:
+            clashes += 1
+            continue
+        slots[at].key = key
+        slots[at].weight = weights[i]
+        slots[at].log_f = log_f[i]
+        slots[at].log_1mf = log_1mf[i]
+    return clashes
+
+
+def sum_tokens(found, const Slot[::1] slots):
+    """(weight sum, tokens with evidence, their sum of log f, of log 1-f) over ``found``.
+
+    Tokens are looked up by hash in ``slots`` (see ``fill_slots``): one probe of
+    a compact array instead of a dict lookup that also compares the strings.
+    Unknown tokens add nothing.
+    """
+    cdef double z = 0.0, sum_f = 0.0, sum_1mf = 0.0
+    cdef Py_ssize_t n_strong = 0, mask = slots.shape[0] - 1, at
+    cdef long long key
+    for token in found:
+        key = _key(token)
+        at = key & mask
+        while slots[at].key != key:
+            if slots[at].key == 0:
+                break
+            at = (at + 1) & mask
+        else:
+            z += slots[at].weight
+            if slots[at].log_f != _NO_EVIDENCE:
+                n_strong += 1
+                sum_f += slots[at].log_f
+                sum_1mf += slots[at].log_1mf
+    return z, n_strong, sum_f, sum_1mf
+
+
+def chi2_q(double chi2, Py_ssize_t n):
+    """P(X >= chi2) for X chi-squared with 2n degrees of freedom: a Poisson tail, in logs.
+
+    The sum of ``m**i e**-m / i!`` for ``i < n`` with ``m = chi2 / 2``, each
+    term taken relative to the largest so that none underflows.
+    """
+    cdef double m = chi2 / 2.0, log_m, top, total = 0.0
+    cdef Py_ssize_t i, mode
+    if m <= 0.0:
+        return 1.0
+    if n <= 0:
+        return 0.0
+    log_m = log(m)
+    # The Poisson terms rise up to i = floor(m) and fall after it.
+    mode = min(n - 1, <Py_ssize_t>m)
+    top = mode * log_m - m - lgamma(mode + 1.0)
+    for i in range(n):
+        total += exp(i * log_m - m - lgamma(i + 1.0) - top)
+    return min(1.0, exp(top) * total)

@@ -1,0 +1,109 @@
+"""The compiled scans find exactly what the regular expressions that define them find.
+
+The regexes below are the specification (they were the tokenizer before it
+was compiled); hypothesis draws text from the characters where the scans
+could go wrong: the run's middle characters, "!", digits, non-ASCII letters
+and digits (word characters for Unicode ``\\w`` only), and lone surrogates as
+undecodable header bytes become.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from filters.tokenscan import (
+    NO_EVIDENCE,
+    SLOT_DTYPE,
+    add_header_words,
+    add_words,
+    fill_slots,
+    sum_tokens,
+)
+
+RUN = re.compile(r"[\w$][\w$'.-]*!?")
+HEADER_WORD = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
+ASCII_HEADER_WORD = re.compile(HEADER_WORD.pattern, re.ASCII)
+
+TRICKY = "ab_$'.-! \t19éßЖ٣²\udce9\ufffd:@/"
+texts = st.text(alphabet=TRICKY, max_size=120) | st.text(max_size=60)
+long_runs = st.lists(st.sampled_from(["a", "b'", "-", ".", "9", "!", " ", "é"]), max_size=90)
+
+
+def _runs(text: str) -> tuple[set[str], int]:
+    runs = RUN.findall(text)
+    words = [r for r in runs if 2 < len(r) < 13]
+    skips = {f"skip:{r[0]} {len(r) // 10 * 10}" for r in runs if len(r) > 12}
+    return set(words) | skips, len(words)
+
+
+@settings(max_examples=3000)
+@given(texts)
+def test_words_are_the_runs_regex(text: str) -> None:
+    out: set[str] = set()
+    count = add_words(out, text)
+    assert (out, count) == _runs(text)
+
+
+@settings(max_examples=1000)
+@given(long_runs)
+def test_long_runs_become_skip_tokens(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    out: set[str] = set()
+    count = add_words(out, text)
+    assert (out, count) == _runs(text)
+
+
+@settings(max_examples=3000)
+@given(texts, st.booleans())
+def test_header_words_are_the_header_regex(value: str, ascii: bool) -> None:
+    pattern = ASCII_HEADER_WORD if ascii else HEADER_WORD
+    out: set[str] = set()
+    add_header_words(out, "to:", value, ascii)
+    assert out == {"to:" + w for w in pattern.findall(value)}
+
+
+def test_header_words_give_back_to_end_on_a_word_character() -> None:
+    """The middle takes 28 characters at most, then backs off to a word character or "!"."""
+    out: set[str] = set()
+    add_header_words(out, "", "a" + "b" * 40 + " x.y- ab.-! c--")
+    assert out == {"a" + "b" * 29, "bbbbbbbbbbb", "x.y", "ab.-!"}
+    assert out == set(ASCII_HEADER_WORD.findall("a" + "b" * 40 + " x.y- ab.-! c--"))
+
+
+def test_unicode_letters_are_words_only_outside_headers() -> None:
+    out: set[str] = set()
+    add_header_words(out, "", "été naïve", ascii=True)
+    assert out == set()
+    add_header_words(out, "", "été naïve", ascii=False)
+    assert out == {"été", "naïve"}
+
+
+def _slots(weights: dict[str, float], evidence: dict[str, float]) -> np.ndarray:
+    tokens = list(weights)
+    log_f = np.array([np.log(evidence[t]) if t in evidence else NO_EVIDENCE for t in tokens])
+    log_1mf = np.array([np.log1p(-evidence[t]) if t in evidence else 0.0 for t in tokens])
+    slots = np.zeros(16, dtype=SLOT_DTYPE)
+    assert fill_slots(slots, tokens, np.array(list(weights.values())), log_f, log_1mf) == 0
+    return slots
+
+
+def test_token_sums_count_known_tokens_and_their_evidence() -> None:
+    slots = _slots({"cheap": 1.5, "agenda": -2.0, "h:to": 0.25}, {"cheap": 0.9, "agenda": 0.2})
+    z, strong, log_f, log_1mf = sum_tokens({"cheap", "agenda", "h:to", "unknown"}, slots)
+    assert z == pytest.approx(-0.25)
+    assert strong == 2
+    assert log_f == pytest.approx(np.log(0.9) + np.log(0.2))
+    assert log_1mf == pytest.approx(np.log(0.1) + np.log(0.8))
+    assert sum_tokens(set(), slots) == (0.0, 0, 0.0, 0.0)
+
+
+def test_a_token_given_twice_is_kept_once() -> None:
+    slots = np.zeros(16, dtype=SLOT_DTYPE)
+    ones, zeros = np.ones(2), np.zeros(2)
+    assert fill_slots(slots, ["same", "same"], ones, zeros, zeros) == 1
+    assert sum_tokens({"same"}, slots)[0] == 1.0
