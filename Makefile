@@ -11,8 +11,8 @@ MODEL ?= data/model.npz
 
 venv: $(STAMP)
 
-# The compiled token scan is built by the editable install: a changed .pyx reinstalls.
-$(STAMP): pyproject.toml filters/tokenscan.pyx
+# The compiled scans are built by the editable install: a changed .pyx reinstalls.
+$(STAMP): pyproject.toml $(wildcard filters/*.pyx)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -30,6 +30,7 @@ from filters.rules import RULES
 from filters.tokenscan import (
     NO_EVIDENCE,
     SLOT_DTYPE,
+    add_header_tokens,
     add_header_words,
     add_words,
     chi2_q,
@@ -39,8 +40,6 @@ from filters.tokenscan import (
 
 MODEL_VERSION = 3
 _TAG_RE = re.compile(r"<([a-z]{1,10})\b")
-_IP_RE = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b", re.ASCII)
-_ENCODED_WORD_RE = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
 _URL_PIECE_RE = re.compile(r"[/?&=#.:+_~%-]+")
 # MIME structure, read off the lower-cased raw bytes: literal-prefixed patterns scan fast,
 # where one case-insensitive alternation costs ten times as much.
@@ -102,22 +101,7 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     ``fired`` when they are already known, so they are not checked twice).
     """
     out: set[str] = set()
-    received: list[str] = []
-    for name, value in mail.headers:
-        lname = name.lower()
-        out.add("h:" + lname)
-        value = value[:_MAX_HEADER]
-        if lname == "received":
-            if len(received) >= _MAX_RECEIVED:
-                continue
-            received.append(value.lower())
-            out.update("ip:" + n for n in _IP_RE.findall(value))
-        add_header_words(out, lname + ":", value.lower())
-        if "=?" in value:
-            out.update(
-                f"encoded:{lname}:{c.lower()}:{e.lower()}"
-                for c, e in _ENCODED_WORD_RE.findall(value)
-            )
+    received = add_header_tokens(out, mail.headers, _MAX_RECEIVED, _MAX_HEADER)
     add_header_words(out, "subject:", mail.subject.lower(), ascii=False)
     text = mail.text[:_MAX_TEXT]
     words = add_words(out, text.lower())

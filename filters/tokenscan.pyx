@@ -18,6 +18,8 @@ from cpython.set cimport PySet_Add
 from cpython.unicode cimport Py_UNICODE_ISALNUM
 from libc.math cimport exp, log, lgamma
 
+import re
+
 # Python's re: \w is str.isalnum() or "_" (re.ASCII: [a-zA-Z0-9_]).
 cdef inline bint _word(Py_UCS4 c, bint ascii):
     if c < 128:
@@ -93,6 +95,86 @@ def add_header_words(set out, str prefix, str value, bint ascii=True):
             continue
         PySet_Add(out, prefix + value[s : end + 1])
         s = end + 1
+
+
+cdef inline bint _digit(Py_UCS4 c):
+    return 48 <= c <= 57
+
+
+cdef inline Py_ssize_t _digits(str text, Py_ssize_t i, Py_ssize_t n):
+    """Where the run of ASCII digits starting at ``i`` ends."""
+    while i < n and _digit(text[i]):
+        i += 1
+    return i
+
+
+def add_relays(set out, str value):
+    """Add ``ip:a.b.c`` for each IPv4 address in ``value``: the /24 a relay sent from.
+
+    As ``\\b(\\d{1,3}\\.\\d{1,3}\\.\\d{1,3})\\.\\d{1,3}\\b`` with ``re.ASCII`` finds them:
+    each group is a whole run of one to three digits, since a longer run
+    could not be followed by its dot or its word boundary either.
+    """
+    cdef Py_ssize_t n = len(value), s = 0, i, j, group, end, dot = 0
+    while s < n:
+        if not _digit(value[s]) or (s > 0 and _word(value[s - 1], True)):
+            s += 1
+            continue
+        i = s
+        end = -1
+        for group in range(4):
+            j = _digits(value, i, n)
+            if j == i or j - i > 3:
+                break
+            if group == 3:
+                if j == n or not _word(value[j], True):
+                    end = j
+                break
+            if j == n or value[j] != ".":
+                break
+            if group == 2:
+                dot = j
+            i = j + 1
+        if end < 0:
+            s += 1
+            continue
+        PySet_Add(out, "ip:" + value[s:dot])
+        s = end
+
+
+_ENCODED_WORD_RE = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
+
+
+def add_header_tokens(set out, headers, Py_ssize_t max_received, Py_ssize_t max_chars):
+    """Add each header's tokens to ``out``; return the first Received values, lower-cased.
+
+    Per (name, value) pair: ``h:<name>``; the value's words as
+    ``<name>:<word>`` (ASCII ``add_header_words`` on its first ``max_chars``
+    characters, lower-cased); the charset and encoding of each RFC 2047
+    encoded word (``encoded:<name>:<charset>:<b|q>``); and for the first
+    ``max_received`` Received headers their relays (``add_relays``). Later
+    Received headers add only their name: they repeat our own hops.
+    """
+    cdef list received = []
+    cdef str name, value, lname, lowered
+    for name, value in headers:
+        lname = name.lower()
+        PySet_Add(out, "h:" + lname)
+        if lname == "received":
+            if len(received) >= max_received:
+                continue
+            value = value[:max_chars]
+            lowered = value.lower()
+            received.append(lowered)
+            add_relays(out, value)
+        else:
+            value = value[:max_chars]
+            lowered = value.lower()
+        add_header_words(out, lname + ":", lowered, True)
+        if "=?" in value:
+            for charset, encoding in _ENCODED_WORD_RE.findall(value):
+                PySet_Add(out, f"encoded:{lname}:{charset.lower()}:{encoding.lower()}")
+    return received
 
 
 # One slot of a model's token table: the token's hash, its weight and its evidence.

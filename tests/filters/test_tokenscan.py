@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from filters.tokenscan import (
     NO_EVIDENCE,
     SLOT_DTYPE,
+    add_header_tokens,
     add_header_words,
+    add_relays,
     add_words,
     fill_slots,
     sum_tokens,
@@ -28,6 +30,8 @@ from filters.tokenscan import (
 RUN = re.compile(r"[\w$][\w$'.-]*!?")
 HEADER_WORD = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
 ASCII_HEADER_WORD = re.compile(HEADER_WORD.pattern, re.ASCII)
+RELAY = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b", re.ASCII)
+ENCODED_WORD = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
 
 TRICKY = "ab_$'.-! \t19éßЖ٣²\udce9\ufffd:@/"
 texts = st.text(alphabet=TRICKY, max_size=120) | st.text(max_size=60)
@@ -81,6 +85,65 @@ def test_unicode_letters_are_words_only_outside_headers() -> None:
     assert out == set()
     add_header_words(out, "", "été naïve", ascii=False)
     assert out == {"été", "naïve"}
+
+
+addresses = st.lists(
+    st.sampled_from(["1", "12", "123", "1234", ".", "..", " ", "a", "_", "é", "[", "]"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=3000)
+@given(addresses)
+def test_relays_are_the_address_regex(value: str) -> None:
+    out: set[str] = set()
+    add_relays(out, value)
+    assert out == {"ip:" + n for n in RELAY.findall(value)}
+
+
+def test_relays_need_whole_numbers_and_word_boundaries() -> None:
+    out: set[str] = set()
+    add_relays(out, "from [10.1.2.3] by 1234.5.6.7, 8.9.10.11x, 9.8.7.6.5 and a1.2.3.4")
+    assert out == {"ip:10.1.2", "ip:9.8.7"}
+
+
+def _headers_reference(
+    headers: list[tuple[str, str]], max_received: int, max_chars: int
+) -> tuple[set[str], list[str]]:
+    """The header loop as it was written in Python, before it was compiled."""
+    out: set[str] = set()
+    received: list[str] = []
+    for name, value in headers:
+        lname = name.lower()
+        out.add("h:" + lname)
+        value = value[:max_chars]
+        if lname == "received":
+            if len(received) >= max_received:
+                continue
+            received.append(value.lower())
+            out.update("ip:" + n for n in RELAY.findall(value))
+        out.update(lname + ":" + w for w in ASCII_HEADER_WORD.findall(value.lower()))
+        if "=?" in value:
+            out.update(
+                f"encoded:{lname}:{c.lower()}:{e.lower()}" for c, e in ENCODED_WORD.findall(value)
+            )
+    return out, received
+
+
+names = st.sampled_from(["Received", "RECEIVED", "Subject", "X-Mailer", "To", "ÉTÉ"])
+values = texts | st.sampled_from(
+    ["from a.example (10.0.0.1) by b", "=?UTF-8?B?w6k=?= =?iso-8859-1?q?x?=", "=?"]
+)
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.tuples(names, values), max_size=12), st.integers(0, 4), st.integers(1, 80))
+def test_header_tokens_are_the_python_loop(
+    headers: list[tuple[str, str]], max_received: int, max_chars: int
+) -> None:
+    out: set[str] = set()
+    received = add_header_tokens(out, headers, max_received, max_chars)
+    assert (out, received) == _headers_reference(headers, max_received, max_chars)
 
 
 def _slots(weights: dict[str, float], evidence: dict[str, float]) -> np.ndarray:

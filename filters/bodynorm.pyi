@@ -1,0 +1,3 @@
+"""Types of the compiled ``filters.bodynorm`` (see bodynorm.pyx)."""
+
+def normalise_bytes(data: bytes) -> bytes: ...
