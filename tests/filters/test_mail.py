@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from filters.mail import Envelope, Mail
 from tests.mailfactory import make_mail
@@ -152,3 +154,42 @@ def test_url_finder_matches_the_case_insensitive_pattern(text: str) -> None:
     from filters.mail import _URL_RE, _find_urls
 
     assert _find_urls(text) == _URL_RE.findall(text)
+
+
+_ADDRESS_PIECES = [
+    "a@b.example", "Ann.Lee+x@mail.example", "<c@d.example>", "Bob Smith ", "Bob  ", '"S, B" ',
+    '"" ', '"q\\"x" ', "<", ">", ",", ", ", " ", "\t", "\r\n ", "(note) ", "a@", "@b", "x.y",
+    "grp: a@b.example;", "é", '"', "a..b@c.example", "<@route:e@f.example>",
+]  # fmt: skip
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(_ADDRESS_PIECES), max_size=8).map("".join))
+def test_simple_address_lists_read_as_the_stdlib_reads_them(value: str) -> None:
+    """The shortcut answers as ``getaddresses`` does, or leaves the list to it."""
+    from email.utils import getaddresses
+
+    from filters.mail import _simple_addresses
+
+    simple = _simple_addresses(value)
+    assert simple is None or simple == getaddresses([value])
+
+
+def test_common_address_forms_take_the_shortcut() -> None:
+    from email.utils import parseaddr
+
+    from filters.mail import _simple_addresses
+
+    value = 'Ann Lee <ann@a.example>, "Lee, Bo" <bo@b.example>,\n\t<c@c.example>, d@d.example'
+    assert _simple_addresses(value) == [
+        ("Ann Lee", "ann@a.example"),
+        ("Lee, Bo", "bo@b.example"),
+        ("", "c@c.example"),
+        ("", "d@d.example"),
+    ]
+    assert _simple_addresses("Bob a@b.example") is None  # the stdlib reads "Bob a" as a local part
+    assert _simple_addresses("a@b.example (Ann)") is None  # a comment names the address
+    # The rest is still read by the stdlib.
+    mail = Mail(b"From: Ann (boss) <ann@a.example>\nTo: x@y.example (X), Z <z@z.example>\n\nhi\n")
+    assert mail.from_pair == parseaddr("Ann (boss) <ann@a.example>")
+    assert mail.recipients == ("x@y.example", "z@z.example")
