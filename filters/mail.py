@@ -57,6 +57,8 @@ class _Message(Message):
 
 _PARSER = BytesParser(_Message, policy=compat32)
 _URL_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""", re.IGNORECASE)
+_HOST_END_RE = re.compile(r"[/?#:@]")
+_LONG_S = "\u017f"  # "ſ": matches "s" case-insensitively
 _URL_LOWER_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""")
 # A header block the feed parser would read without a defect: every line a field
 # (RFC 5322 name, colon) or a continuation of one; no envelope ``From `` line.
@@ -251,13 +253,17 @@ def _find_urls(text: str) -> list[str]:
     """``_URL_RE.findall(text)``, visiting only where "http" or "www." starts.
 
     A case-insensitive pattern without a literal prefix tests every character;
-    on ASCII text (lower-casing keeps every offset) ``str.find`` jumps to the
-    candidates and the case-sensitive pattern is tried only there: same
-    matches, same order, a fraction of the time.
+    on lower-cased text ``str.find`` jumps to the candidates and the
+    case-sensitive pattern is tried only there: same matches, same order, a
+    fraction of the time. That holds when lower-casing keeps every offset
+    (only U+0130 lower-cases to two characters, which makes the text longer)
+    and no character outside ASCII matches a letter of "https" or "www"
+    case-insensitively (only U+017F, long s, does); ``tests/filters/test_mail``
+    checks both claims over every code point.
     """
-    if not text.isascii():
-        return _URL_RE.findall(text)
     low = text.lower()
+    if not text.isascii() and (len(low) != len(text) or _LONG_S in text):
+        return _URL_RE.findall(text)
     found: list[str] = []
     http, www = low.find("http"), low.find("www.")
     while http >= 0 or www >= 0:
@@ -357,7 +363,13 @@ class Mail:
         message = self.message
         if message is None:
             return ()
-        return tuple((k, str(v)[:_MAX_HEADER_CHARS]) for k, v in message.items())
+        # ``items()`` passes every value through the policy, which returns an ASCII str as
+        # it is; only the others (8-bit bytes, Header objects) need it.
+        fetch = message.policy.header_fetch_parse
+        return tuple(
+            (k, (v if isinstance(v, str) and v.isascii() else str(fetch(k, v)))[:_MAX_HEADER_CHARS])
+            for k, v in message.raw_items()
+        )
 
     @cached_property
     def _by_name(self) -> dict[str, tuple[str, ...]]:
@@ -487,7 +499,7 @@ class Mail:
         hosts: dict[str, None] = {}
         for url in self.urls:
             rest = url.split("://", 1)[-1]
-            host = re.split(r"[/?#:@]", rest, maxsplit=1)[0].lower().strip(".")
+            host = _HOST_END_RE.split(rest, maxsplit=1)[0].lower().strip(".")
             if "." in host:
                 hosts[host] = None
         return tuple(hosts)

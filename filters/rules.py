@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_tz
+from functools import lru_cache
 
 from filters.mail import Mail
 
@@ -90,6 +91,7 @@ def _message_id_no_at(mail: Mail) -> str | None:
     return f"Message-ID {value.strip()[:60]!r} has no @" if value and "@" not in value else None
 
 
+@lru_cache(maxsize=64)  # two rules read the same Date header of each message
 def _epoch(value: str) -> float | None:
     parsed = parsedate_tz(value)
     if parsed is None or parsed[0] < 1970:
@@ -141,10 +143,10 @@ def _url_ip(mail: Mail) -> str | None:
 
 
 def _subject_caps(mail: Mail) -> str | None:
-    letters = [c for c in mail.subject if c.isalpha()]
+    letters = "".join(filter(str.isalpha, mail.subject))
     if len(letters) < _MIN_SUBJECT_LETTERS:
         return None
-    upper = sum(c.isupper() for c in letters) / len(letters)
+    upper = sum(map(str.isupper, letters)) / len(letters)
     return f"subject is {upper:.0%} capitals" if upper >= 0.7 else None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,6 +149,8 @@ def test_single_part_shortcut_parses_like_the_stdlib(raw: bytes) -> None:
         "see HTTP://Example.COM/x and www.Example.org, then http://a.example/b",
         "httpx www. http:// hhttp://a.example wwww.b.example http://x" + "y" * 2100 + " www.c.d",
         "caf\u00e9 \u0130 http://b\u00fccher.example/\u00e9 WWW.X.EXAMPLE",
+        "caf\u00e9 http://b\u00fccher.example/\u00c9T\u00c9 WWW.\u0416.EXAMPLE",
+        "\u00e9 HTTP\u017f://long-s.example http://x.example",
         "no links at all",
     ],
 )
@@ -154,6 +158,48 @@ def test_url_finder_matches_the_case_insensitive_pattern(text: str) -> None:
     from filters.mail import _URL_RE, _find_urls
 
     assert _find_urls(text) == _URL_RE.findall(text)
+
+
+@settings(max_examples=2000)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "http",
+                "HTTPS",
+                "://",
+                "www.",
+                "WwW.",
+                "x",
+                " ",
+                "<",
+                "\u00e9",
+                "\u00c9",
+                "\u0130",
+                "\u017f",
+                "\u212a",
+                "\u0416",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_url_finder_matches_the_pattern_on_any_text(pieces: list[str]) -> None:
+    from filters.mail import _URL_RE, _find_urls
+
+    text = "".join(pieces)
+    assert _find_urls(text) == _URL_RE.findall(text)
+
+
+def test_only_long_s_and_dotted_capital_i_stop_the_lower_case_search() -> None:
+    """The claims ``_find_urls`` rests on, over every code point outside ASCII."""
+    import sys
+
+    letters = {c: re.compile(re.escape(c), re.IGNORECASE) for c in "https:/w."}
+    others = [chr(c) for c in range(128, sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    assert [o for o in others if any(p.fullmatch(o) for p in letters.values())] == ["\u017f"]
+    assert [o for o in others if len(o.lower()) != 1] == ["\u0130"]
+    assert not [o for o in others if set(o.lower()) & set("https:/w.")]
 
 
 _ADDRESS_PIECES = [
