@@ -13,7 +13,6 @@ has its token next to it.
 from __future__ import annotations
 
 import math
-import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,6 +31,9 @@ from filters.tokenscan import (
     SLOT_DTYPE,
     add_header_tokens,
     add_header_words,
+    add_mime_structure,
+    add_tags,
+    add_url_pieces,
     add_words,
     chi2_q,
     fill_slots,
@@ -39,15 +41,6 @@ from filters.tokenscan import (
 )
 
 MODEL_VERSION = 3
-_TAG_RE = re.compile(r"<([a-z]{1,10})\b")
-_URL_PIECE_RE = re.compile(r"[/?&=#.:+_~%-]+")
-# MIME structure, read off the lower-cased raw bytes: literal-prefixed patterns scan fast,
-# where one case-insensitive alternation costs ten times as much.
-_MIME_RES = (
-    ("ctype:", re.compile(rb"content-type:[ \t]*([\w-]{1,30}/[\w.+-]{1,60})")),
-    ("charset:", re.compile(rb"charset=[\"']?([\w.:-]{1,40})")),
-    ("cte:", re.compile(rb"content-transfer-encoding:[ \t]*([\w-]{1,20})")),
-)
 # Early Received headers carry the relay path; the rest repeat our own hops.
 _MAX_RECEIVED = 6
 _MAX_HEADER = 400
@@ -105,21 +98,17 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     add_header_words(out, "subject:", mail.subject.lower(), ascii=False)
     text = mail.text[:_MAX_TEXT]
     words = add_words(out, text.lower())
-    out.update(map("tag:".__add__, _TAG_RE.findall(mail.html[:_MAX_TEXT].lower())))
+    add_tags(out, mail.html[:_MAX_TEXT].lower())
     for host in mail.domains:
         out.add("url:" + host)
         out.add("urld:" + _registered(host))
     urls = mail.urls
-    for url in urls[:_MAX_URLS]:
-        pieces = _URL_PIECE_RE.split(url.partition("://")[2].lower())
-        out.update("urlp:" + p for p in pieces[1:8] if 2 < len(p) < 20)
+    add_url_pieces(out, urls, _MAX_URLS)
     for attachment in mail.attachments:
         out.add("att:" + attachment.content_type)
         if attachment.filename and "." in attachment.filename:
             out.add("attext:" + attachment.filename.rsplit(".", 1)[1].lower()[:10])
-    raw = mail.raw[:_MAX_RAW].lower()
-    for prefix, pattern in _MIME_RES:
-        out.update(prefix + v.decode("ascii", "replace") for v in set(pattern.findall(raw)))
+    add_mime_structure(out, mail.raw[:_MAX_RAW].lower())
     if text:
         eight_bit = 0 if text.isascii() else len(text.encode("utf-8")) - len(text)
         out.add(f"8bit:{min(10, round(20 * eight_bit / len(text)))}")

@@ -30,6 +30,11 @@ cdef inline bint _word(Py_UCS4 c, bint ascii):
     return not ascii and Py_UNICODE_ISALNUM(c)
 
 
+cdef inline bint _regex_word(Py_UCS4 c):
+    """Unicode ``\\w`` itself: what ``\\b`` tells apart (no "$")."""
+    return c != 36 and _word(c, False)
+
+
 cdef inline bint _inner(Py_UCS4 c, bint ascii):
     """The middle of a run: a word character, "$", "'", "." or "-"."""
     return c == 39 or c == 46 or c == 45 or _word(c, ascii)
@@ -175,6 +180,136 @@ def add_header_tokens(set out, headers, Py_ssize_t max_received, Py_ssize_t max_
             for charset, encoding in _ENCODED_WORD_RE.findall(value):
                 PySet_Add(out, f"encoded:{lname}:{charset.lower()}:{encoding.lower()}")
     return received
+
+
+def add_tags(set out, str html):
+    """Add ``tag:<name>`` for each ``<name`` in lower-cased ``html``: ``<([a-z]{1,10})\\b``.
+
+    A name is one to ten letters a-z after "<", not followed by a word
+    character (Unicode ``\\w``): a longer run of letters or one that runs on
+    into digits or other letters is no tag name.
+    """
+    cdef Py_ssize_t n = len(html), i = 0, start
+    cdef Py_UCS4 c
+    while i < n:
+        if html[i] != "<":
+            i += 1
+            continue
+        start = i = i + 1
+        while i < n and 97 <= html[i] <= 122 and i - start < 11:
+            i += 1
+        if start < i <= start + 10 and (i == n or not _regex_word(html[i])):
+            PySet_Add(out, "tag:" + html[start:i])
+
+
+cdef inline bint _byte_word(unsigned char c):
+    """``\\w`` in a bytes pattern: ASCII letters, digits and "_"."""
+    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c == 95
+
+
+cdef inline bint _in(unsigned char c, const char* extra):
+    """A byte-pattern word character or one of ``extra``."""
+    cdef Py_ssize_t k = 0
+    if _byte_word(c):
+        return True
+    while extra[k]:
+        if c == <unsigned char>extra[k]:
+            return True
+        k += 1
+    return False
+
+
+cdef inline Py_ssize_t _run(const unsigned char[::1] raw, Py_ssize_t i, Py_ssize_t n,
+                            const char* extra):
+    while i < n and _in(raw[i], extra):
+        i += 1
+    return i
+
+
+def add_mime_structure(set out, bytes lowered):
+    """Add ``ctype:``, ``charset:`` and ``cte:`` tokens from the lower-cased raw message.
+
+    What these patterns find, each value once:
+    ``content-type:[ \\t]*([\\w-]{1,30}/[\\w.+-]{1,60})``,
+    ``charset=["']?([\\w.:-]{1,40})`` and
+    ``content-transfer-encoding:[ \\t]*([\\w-]{1,20})``.
+    """
+    cdef const unsigned char[::1] raw = lowered
+    cdef Py_ssize_t n = len(lowered), at, i, j, k
+    at = lowered.find(b"content-type:")
+    while at >= 0:
+        i = at + 13
+        while i < n and (raw[i] == 32 or raw[i] == 9):
+            i += 1
+        j = _run(raw, i, n, b"-")
+        if i < j <= i + 30 and j < n and raw[j] == 47:  # "/"
+            k = _run(raw, j + 1, n, b".+-")
+            if k > j + 1:
+                k = min(k, j + 61)
+                PySet_Add(out, "ctype:" + lowered[i:k].decode("ascii"))
+                at = lowered.find(b"content-type:", k)
+                continue
+        at = lowered.find(b"content-type:", at + 1)
+    at = lowered.find(b"charset=")
+    while at >= 0:
+        i = at + 8
+        if i < n and (raw[i] == 34 or raw[i] == 39):  # a quote
+            i += 1
+        j = _run(raw, i, n, b".:-")
+        if j > i:
+            j = min(j, i + 40)
+            PySet_Add(out, "charset:" + lowered[i:j].decode("ascii"))
+            at = lowered.find(b"charset=", j)
+        else:
+            at = lowered.find(b"charset=", at + 1)
+    at = lowered.find(b"content-transfer-encoding:")
+    while at >= 0:
+        i = at + 26
+        while i < n and (raw[i] == 32 or raw[i] == 9):
+            i += 1
+        j = _run(raw, i, n, b"-")
+        if j > i:
+            j = min(j, i + 20)
+            PySet_Add(out, "cte:" + lowered[i:j].decode("ascii"))
+            at = lowered.find(b"content-transfer-encoding:", j)
+        else:
+            at = lowered.find(b"content-transfer-encoding:", at + 1)
+
+
+cdef inline bint _url_separator(Py_UCS4 c):
+    """``[/?&=#.:+_~%-]``: what splits a URL into pieces."""
+    return (c == 47 or c == 63 or c == 38 or c == 61 or c == 35 or c == 46 or c == 58
+            or c == 43 or c == 95 or c == 126 or c == 37 or c == 45)
+
+
+def add_url_pieces(set out, urls, Py_ssize_t max_urls):
+    """Add ``urlp:<piece>`` for the pieces of each URL after its scheme (at most ``max_urls``).
+
+    As ``re.split(r"[/?&=#.:+_~%-]+", url.partition("://")[2].lower())`` and
+    then pieces 1 to 7 of 3 to 19 characters: the first piece is the host's
+    first label, the rest host labels, path and query words. An empty piece
+    (before a leading or after a trailing separator) takes its place too.
+    """
+    cdef Py_ssize_t n, i, start, index, seen = 0
+    cdef str rest
+    for url in urls:
+        if seen >= max_urls:
+            break
+        seen += 1
+        rest = url.partition("://")[2].lower()
+        n = len(rest)
+        i = index = 0
+        while index < 8:
+            start = i
+            while i < n and not _url_separator(rest[i]):
+                i += 1
+            if index and 2 < i - start < 20:
+                PySet_Add(out, "urlp:" + rest[start:i])
+            if i >= n:
+                break
+            while i < n and _url_separator(rest[i]):
+                i += 1
+            index += 1
 
 
 # One slot of a model's token table: the token's hash, its weight and its evidence.

@@ -21,7 +21,10 @@ from filters.tokenscan import (
     SLOT_DTYPE,
     add_header_tokens,
     add_header_words,
+    add_mime_structure,
     add_relays,
+    add_tags,
+    add_url_pieces,
     add_words,
     fill_slots,
     sum_tokens,
@@ -31,6 +34,13 @@ RUN = re.compile(r"[\w$][\w$'.-]*!?")
 HEADER_WORD = re.compile(r"[\w$][\w$'.-]{1,28}[\w$!]")
 ASCII_HEADER_WORD = re.compile(HEADER_WORD.pattern, re.ASCII)
 RELAY = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b", re.ASCII)
+TAG = re.compile(r"<([a-z]{1,10})\b")
+URL_PIECE = re.compile(r"[/?&=#.:+_~%-]+")
+MIME = (
+    ("ctype:", re.compile(rb"content-type:[ \t]*([\w-]{1,30}/[\w.+-]{1,60})")),
+    ("charset:", re.compile(rb"charset=[\"']?([\w.:-]{1,40})")),
+    ("cte:", re.compile(rb"content-transfer-encoding:[ \t]*([\w-]{1,20})")),
+)
 ENCODED_WORD = re.compile(r"=\?([\w-]{1,30})\?([bq])\?", re.IGNORECASE)
 
 TRICKY = "ab_$'.-! \t19éßЖ٣²\udce9\ufffd:@/"
@@ -144,6 +154,65 @@ def test_header_tokens_are_the_python_loop(
     out: set[str] = set()
     received = add_header_tokens(out, headers, max_received, max_chars)
     assert (out, received) == _headers_reference(headers, max_received, max_chars)
+
+
+tags = st.lists(
+    st.sampled_from(["<", "a", "b", "img", "abcdefghij", "k", "1", "_", "$", " ", ">", "é", "/"]),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=3000)
+@given(tags)
+def test_tags_are_the_tag_regex(html: str) -> None:
+    out: set[str] = set()
+    add_tags(out, html)
+    assert out == {"tag:" + t for t in TAG.findall(html)}
+
+
+mime = st.lists(
+    st.sampled_from(
+        [b"content-type:", b"charset=", b"content-transfer-encoding:", b" ", b"\t", b"text",
+         b"/", b"plain", b"x" * 35, b"y" * 70, b"-", b".", b"+", b":", b'"', b"'", b";", b"\n",
+         b"\xe9", b"_", b"8bit", b"content-type:content-type:"]
+    ),
+    max_size=16,
+).map(b"".join)  # fmt: skip
+
+
+@settings(max_examples=3000)
+@given(mime)
+def test_mime_structure_is_the_three_patterns(lowered: bytes) -> None:
+    out: set[str] = set()
+    add_mime_structure(out, lowered)
+    expected = {
+        prefix + v.decode("ascii", "replace")
+        for prefix, pattern in MIME
+        for v in pattern.findall(lowered)
+    }
+    assert out == expected
+
+
+urls = st.lists(
+    st.lists(
+        st.sampled_from(["http://", "HTTPS://", "www", ".", "/", "?", "&", "=", "-", "_", "ab",
+                         "abcdefghij", "Ж", "x" * 25, "%20", "://"]),
+        max_size=14,
+    ).map("".join),
+    max_size=4,
+)  # fmt: skip
+
+
+@settings(max_examples=2000)
+@given(urls, st.integers(0, 5))
+def test_url_pieces_are_the_split_pieces(found: list[str], max_urls: int) -> None:
+    out: set[str] = set()
+    add_url_pieces(out, found, max_urls)
+    expected = set()
+    for url in found[:max_urls]:
+        pieces = URL_PIECE.split(url.partition("://")[2].lower())
+        expected |= {"urlp:" + p for p in pieces[1:8] if 2 < len(p) < 20}
+    assert out == expected
 
 
 def _slots(weights: dict[str, float], evidence: dict[str, float]) -> np.ndarray:
