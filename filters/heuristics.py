@@ -18,6 +18,7 @@ GTUBE_SYMBOL = "GTUBE"
 # The Generic Test for Unsolicited Bulk Email: what operators send first to see a filter act.
 # Built from two halves so this file is not itself caught by a filter it passes through.
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*" + b"GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+_GTUBE_TEXT = GTUBE.decode()
 _NONE: Mapping[str, float] = MappingProxyType({})
 BULK_SYMBOL = "BULK_MAIL"
 # Headers that mailing-list managers and email service providers add: mail that carries
@@ -39,7 +40,7 @@ def bulk(mail: Mail) -> str | None:
 
 def gtube(mail: Mail, score: float) -> Hit | None:
     """A ``GTUBE`` hit when the test string is in the raw message or its decoded text."""
-    if GTUBE in mail.raw or GTUBE.decode() in mail.text:
+    if GTUBE in mail.raw or _GTUBE_TEXT in mail.text:
         return Hit(GTUBE_SYMBOL, Stage.HEURISTICS, "GTUBE test string in the body", score)
     return None
 
@@ -73,14 +74,17 @@ def check(
     hits: list[Hit] = [*facts] if test is None else [*facts, test]
     fired: list[str] = []
     for rule in RULES:
-        default = 0.0 if model is not None else scores.get(rule.symbol, default_score(rule.symbol))
-        score = policy.rule_scores.get(rule.symbol, default)
-        if model is None and score == 0.0:
-            continue
+        if model is None:
+            default = scores.get(rule.symbol, default_score(rule.symbol))
+            score = policy.rule_scores.get(rule.symbol, default)
+            if score == 0.0:
+                continue
         reason = rule.check(mail)
         if reason is None:
             continue
         fired.append(rule.symbol)
+        if model is not None:
+            score = policy.rule_scores.get(rule.symbol, 0.0)
         if rule.symbol not in policy.rule_scores or score != 0.0:
             hits.append(Hit(rule.symbol, Stage.HEURISTICS, reason, score))
     if model is not None:

@@ -97,7 +97,8 @@ def tokens(mail: Mail, fired: Iterable[str] | None = None) -> set[str]:
     received = add_header_tokens(out, mail.headers, _MAX_RECEIVED, _MAX_HEADER)
     add_header_words(out, "subject:", mail.subject.lower(), ascii=False)
     text = mail.text[:_MAX_TEXT]
-    words = add_words(out, text.lower())
+    # The whole text lower-cased is shared with other stages; a cut one is not.
+    words = add_words(out, mail.text_lower if len(text) == len(mail.text) else text.lower())
     add_tags(out, mail.html[:_MAX_TEXT].lower())
     for host in mail.domains:
         out.add("url:" + host)

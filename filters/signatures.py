@@ -69,6 +69,11 @@ def normalise(text: str) -> bytes:
     return normalise_bytes(text.lower().encode("utf-8", "replace"))
 
 
+def _body(mail: Mail) -> bytes:
+    """``normalise(mail.text)``, from the lower-cased text the other stages share."""
+    return normalise_bytes(mail.text_lower.encode("utf-8", "replace"))
+
+
 def _tlsh(body: bytes) -> str | None:
     """TLSH of the body ("T1" form); None when it is too short or too uniform (``TNULL``)."""
     digest: str = tlsh.hash(body)
@@ -82,7 +87,7 @@ def _length_byte(digest: str) -> int:
 
 def fingerprint(mail: Mail) -> Fingerprint:
     """Exact and fuzzy hashes of the message's normalised visible text."""
-    body = normalise(mail.text)
+    body = _body(mail)
     return Fingerprint(hashlib.sha256(body).hexdigest(), _tlsh(body), len(body))
 
 
@@ -157,7 +162,7 @@ def check(
     """
     if not len(db):
         return ()
-    body = normalise(mail.text)
+    body = _body(mail)
     if len(body) < MIN_BODY_BYTES:
         return ()
     name = db.exact.get(hashlib.sha256(body).hexdigest())
