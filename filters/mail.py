@@ -14,56 +14,17 @@ import re
 from dataclasses import dataclass, replace
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 from functools import cached_property
 from itertools import islice
 from typing import Any
 
+from filters.mimeparse import parse
 
-class _Message(Message):
-    """A compat32 message whose header lookups lower-case each field name once.
-
-    ``Message.get`` lower-cases every field name on every call, and reading
-    one part's type, file name, charset and encoding takes half a dozen calls:
-    on the corpus, a fifth of a message's filtering time. The lower-cased
-    names are kept beside the header list they came from and rebuilt when
-    that list is replaced or grows, which covers every way ``Message`` changes
-    its fields (``replace_header`` keeps the name it replaces).
-    """
-
-    _names_of: list[tuple[str, Any]] | None = None
-    _names: tuple[str, ...] = ()
-
-    def _lower_names(self) -> tuple[str, ...]:
-        headers: list[tuple[str, Any]] = self._headers  # type: ignore[attr-defined]
-        if self._names_of is not headers or len(self._names) != len(headers):
-            self._names = tuple(name.lower() for name, _ in headers)
-            self._names_of = headers
-        return self._names
-
-    def get(self, name: str, failobj: Any = None) -> Any:
-        try:
-            at = self._lower_names().index(name.lower())
-        except ValueError:
-            return failobj
-        field, value = self._headers[at]  # type: ignore[attr-defined]
-        return self.policy.header_fetch_parse(field, value)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lower_names()
-
-
-_PARSER = BytesParser(_Message, policy=compat32)
 _URL_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""", re.IGNORECASE)
 _HOST_END_RE = re.compile(r"[/?#:@]")
 _LONG_S = "\u017f"  # "ſ": matches "s" case-insensitively
 _URL_LOWER_RE = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""")
-# A header block the feed parser would read without a defect: every line a field
-# (RFC 5322 name, colon) or a continuation of one; no envelope ``From `` line.
-_CLEAN_HEADERS_RE = re.compile(rb"(?:[\041-\071\073-\176]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+")
-_FIELD_RE = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
 # Address lists in the forms most mail uses: ``a@b``, ``<a@b>``, ``Name <a@b>`` and
 # ``"Name" <a@b>``, comma-separated. For these ``email.utils`` answers what
 # ``_simple_addresses`` does, several times slower; anything else (comments, routes,
@@ -188,38 +149,6 @@ def _charset(part: Message) -> str | None:
     return charset if isinstance(charset, str) else None
 
 
-def _parse(raw: bytes) -> Message:
-    """``_PARSER.parsebytes(raw)``, without the feed parser's line-by-line work where it is moot.
-
-    The feed parser reads a single-part body one line at a time only to join
-    the lines again, and reads a header block one line at a time to split it
-    into fields. When the header block ends at the first ``\n\n`` (no ``\r``
-    in it, so the parser would find the same end) and every line of it is a
-    field or a continuation (so the parser would record no defect), the fields
-    are split by one regex, exactly as ``compat32.header_source_parse`` would
-    split them; a block that is not that clean goes through the parser alone.
-    Multipart and message/* bodies, which it does split, take the full path.
-    Same tree, same defects, about a third of the time on the corpus.
-    """
-    end = raw.find(b"\n\n")
-    if end < 0 or b"\r" in raw[:end]:
-        return _PARSER.parsebytes(raw)
-    if _CLEAN_HEADERS_RE.fullmatch(raw, 0, end + 1):
-        message: Message = _Message(policy=compat32)
-        fields = raw[: end + 1].decode("ascii", "surrogateescape")
-        for name, value in _FIELD_RE.findall(fields):
-            message.set_raw(name, value)
-        head = ""
-    else:
-        message = _PARSER.parsebytes(raw[: end + 2], headersonly=True)
-        payload = message.get_payload()
-        head = payload if isinstance(payload, str) else ""
-    if message.get_content_maintype() in ("multipart", "message"):
-        return _PARSER.parsebytes(raw)
-    message.set_payload(head + raw[end + 2 :].decode("ascii", "surrogateescape"))
-    return message
-
-
 def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
     """``getaddresses([value])`` when ``value`` is a list of simple forms, else None."""
     if not _SIMPLE_LIST_RE.fullmatch(value):
@@ -314,7 +243,7 @@ class Mail:
     @cached_property
     def _parsed(self) -> tuple[Message | None, tuple[str, ...]]:
         try:
-            message = _parse(self.raw)
+            message = parse(self.raw)
         except Exception as exc:  # the stdlib parser is not documented to never raise
             return None, (f"unparsable: {type(exc).__name__}",)
         defects = [type(d).__name__ for d in message.defects]
