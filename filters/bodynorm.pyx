@@ -15,13 +15,14 @@ cdef inline bint _space(unsigned char c):
     return c == 32 or 9 <= c <= 13
 
 
-def normalise_bytes(const unsigned char[::1] data):
+def normalise_bytes(bytes text):
     """Whitespace runs to one space, digit runs to ``0``; then tokens with a digit or ``@``:
 
     ``@`` for a token holding an ``@`` (an address), ``~`` for one of 12 or
     more bytes (ids, hex, base64), as it was otherwise.
     """
-    cdef Py_ssize_t n = data.shape[0], i = 0, k = 0, start
+    cdef const unsigned char* data = text
+    cdef Py_ssize_t n = len(text), i = 0, k = 0, start
     cdef unsigned char c
     cdef bint at, digit, after_digit
     cdef unsigned char* out = <unsigned char*>malloc(n + 1)

@@ -15,7 +15,12 @@ The scans match exactly what these regular expressions find with ``findall``
 """
 
 from cpython.set cimport PySet_Add
-from cpython.unicode cimport Py_UNICODE_ISALNUM
+from cpython.unicode cimport (
+    Py_UNICODE_ISALNUM,
+    PyUnicode_DATA,
+    PyUnicode_KIND,
+    PyUnicode_READ,
+)
 from libc.math cimport exp, log, lgamma
 
 import re
@@ -46,17 +51,17 @@ def add_words(set out, str text):
     Returns how many runs were words (3 to 12 long), repeats included.
     """
     cdef Py_ssize_t n = len(text), i = 0, start, length, words = 0
-    cdef Py_UCS4 c
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
     while i < n:
-        c = text[i]
-        if not _word(c, False):
+        if not _word(PyUnicode_READ(kind, data, i), False):
             i += 1
             continue
         start = i
         i += 1
-        while i < n and _inner(text[i], False):
+        while i < n and _inner(PyUnicode_READ(kind, data, i), False):
             i += 1
-        if i < n and text[i] == "!":
+        if i < n and PyUnicode_READ(kind, data, i) == 33:  # "!"
             i += 1
         length = i - start
         if length > 12:
@@ -74,24 +79,33 @@ def add_header_words(set out, str prefix, str value, bint ascii=True):
     then gives them back one at a time until the character after it can end
     the word; where no word starts, the scan moves on by one character.
     """
+    _header_words(out, prefix, value, ascii)
+
+
+cdef void _header_words(set out, str prefix, str value, bint ascii) except *:
     cdef Py_ssize_t n = len(value), s = 0, j, limit, end
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
+    cdef Py_UCS4 c
     while s < n:
-        if not _word(value[s], ascii):
+        if not _word(PyUnicode_READ(kind, data, s), ascii):
             s += 1
             continue
         j = s + 1
         limit = min(n, s + 29)
-        while j < limit and _inner(value[j], ascii):
+        while j < limit and _inner(PyUnicode_READ(kind, data, j), ascii):
             j += 1
         end = -1
         if j > s + 1:
-            if j < n and (value[j] == "!" or _word(value[j], ascii)):
-                end = j
-            else:
+            if j < n:
+                c = PyUnicode_READ(kind, data, j)
+                if c == 33 or _word(c, ascii):  # "!" or a word character
+                    end = j
+            if end < 0:
                 # Given back, each was a middle character: it ends a word only if a word one.
                 j -= 1
                 while j >= s + 2:
-                    if _word(value[j], ascii):
+                    if _word(PyUnicode_READ(kind, data, j), ascii):
                         end = j
                         break
                     j -= 1
@@ -106,11 +120,9 @@ cdef inline bint _digit(Py_UCS4 c):
     return 48 <= c <= 57
 
 
-cdef inline Py_ssize_t _digits(str text, Py_ssize_t i, Py_ssize_t n):
-    """Where the run of ASCII digits starting at ``i`` ends."""
-    while i < n and _digit(text[i]):
-        i += 1
-    return i
+cdef inline bint _ascii_regex_word(Py_UCS4 c):
+    """``\\w`` under ``re.ASCII``: letters, digits and "_" (no "$")."""
+    return c != 36 and _word(c, True)
 
 
 def add_relays(set out, str value):
@@ -120,22 +132,32 @@ def add_relays(set out, str value):
     each group is a whole run of one to three digits, since a longer run
     could not be followed by its dot or its word boundary either.
     """
+    _relays(out, value)
+
+
+cdef void _relays(set out, str value) except *:
     cdef Py_ssize_t n = len(value), s = 0, i, j, group, end, dot = 0
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
     while s < n:
-        if not _digit(value[s]) or (s > 0 and _word(value[s - 1], True)):
+        if not _digit(PyUnicode_READ(kind, data, s)) or (
+            s > 0 and _ascii_regex_word(PyUnicode_READ(kind, data, s - 1))
+        ):
             s += 1
             continue
         i = s
         end = -1
         for group in range(4):
-            j = _digits(value, i, n)
+            j = i
+            while j < n and _digit(PyUnicode_READ(kind, data, j)):
+                j += 1
             if j == i or j - i > 3:
                 break
             if group == 3:
-                if j == n or not _word(value[j], True):
+                if j == n or not _ascii_regex_word(PyUnicode_READ(kind, data, j)):
                     end = j
                 break
-            if j == n or value[j] != ".":
+            if j == n or PyUnicode_READ(kind, data, j) != 46:  # "."
                 break
             if group == 2:
                 dot = j
@@ -171,11 +193,11 @@ def add_header_tokens(set out, headers, Py_ssize_t max_received, Py_ssize_t max_
             value = value[:max_chars]
             lowered = value.lower()
             received.append(lowered)
-            add_relays(out, value)
+            _relays(out, value)
         else:
             value = value[:max_chars]
             lowered = value.lower()
-        add_header_words(out, lname + ":", lowered, True)
+        _header_words(out, lname + ":", lowered, True)
         if "=?" in value:
             for charset, encoding in _ENCODED_WORD_RE.findall(value):
                 PySet_Add(out, f"encoded:{lname}:{charset.lower()}:{encoding.lower()}")
@@ -189,17 +211,17 @@ def add_tags(set out, str html):
     character (Unicode ``\\w``): a longer run of letters or one that runs on
     into digits or other letters is no tag name.
     """
-    cdef Py_ssize_t n = len(html), i = 0, start
-    cdef Py_UCS4 c
-    while i < n:
-        if html[i] != "<":
-            i += 1
-            continue
+    cdef Py_ssize_t n = len(html), i, start
+    cdef int kind = PyUnicode_KIND(html)
+    cdef void* data = PyUnicode_DATA(html)
+    i = html.find("<")
+    while i >= 0:
         start = i = i + 1
-        while i < n and 97 <= html[i] <= 122 and i - start < 11:
+        while i < n and 97 <= PyUnicode_READ(kind, data, i) <= 122 and i - start < 11:
             i += 1
-        if start < i <= start + 10 and (i == n or not _regex_word(html[i])):
+        if start < i <= start + 10 and (i == n or not _regex_word(PyUnicode_READ(kind, data, i))):
             PySet_Add(out, "tag:" + html[start:i])
+        i = html.find("<", i)
 
 
 cdef inline bint _byte_word(unsigned char c):
@@ -219,7 +241,7 @@ cdef inline bint _in(unsigned char c, const char* extra):
     return False
 
 
-cdef inline Py_ssize_t _run(const unsigned char[::1] raw, Py_ssize_t i, Py_ssize_t n,
+cdef inline Py_ssize_t _run(const unsigned char* raw, Py_ssize_t i, Py_ssize_t n,
                             const char* extra):
     while i < n and _in(raw[i], extra):
         i += 1
@@ -234,7 +256,7 @@ def add_mime_structure(set out, bytes lowered):
     ``charset=["']?([\\w.:-]{1,40})`` and
     ``content-transfer-encoding:[ \\t]*([\\w-]{1,20})``.
     """
-    cdef const unsigned char[::1] raw = lowered
+    cdef const unsigned char* raw = lowered
     cdef Py_ssize_t n = len(lowered), at, i, j, k
     at = lowered.find(b"content-type:")
     while at >= 0:
@@ -292,22 +314,25 @@ def add_url_pieces(set out, urls, Py_ssize_t max_urls):
     """
     cdef Py_ssize_t n, i, start, index, seen = 0
     cdef str rest
+    cdef int kind
+    cdef void* data
     for url in urls:
         if seen >= max_urls:
             break
         seen += 1
         rest = url.partition("://")[2].lower()
         n = len(rest)
+        kind, data = PyUnicode_KIND(rest), PyUnicode_DATA(rest)
         i = index = 0
         while index < 8:
             start = i
-            while i < n and not _url_separator(rest[i]):
+            while i < n and not _url_separator(PyUnicode_READ(kind, data, i)):
                 i += 1
             if index and 2 < i - start < 20:
                 PySet_Add(out, "urlp:" + rest[start:i])
             if i >= n:
                 break
-            while i < n and _url_separator(rest[i]):
+            while i < n and _url_separator(PyUnicode_READ(kind, data, i)):
                 i += 1
             index += 1
 

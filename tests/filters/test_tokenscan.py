@@ -98,7 +98,7 @@ def test_unicode_letters_are_words_only_outside_headers() -> None:
 
 
 addresses = st.lists(
-    st.sampled_from(["1", "12", "123", "1234", ".", "..", " ", "a", "_", "é", "[", "]"]),
+    st.sampled_from(["1", "12", "123", "1234", ".", "..", " ", "a", "_", "$", "é", "[", "]"]),
     max_size=40,
 ).map("".join)
 
@@ -113,8 +113,9 @@ def test_relays_are_the_address_regex(value: str) -> None:
 
 def test_relays_need_whole_numbers_and_word_boundaries() -> None:
     out: set[str] = set()
-    add_relays(out, "from [10.1.2.3] by 1234.5.6.7, 8.9.10.11x, 9.8.7.6.5 and a1.2.3.4")
-    assert out == {"ip:10.1.2", "ip:9.8.7"}
+    value = "from [10.1.2.3] by 1234.5.6.7, 8.9.10.11x, 9.8.7.6.5 and a1.2.3.4 $7.7.7.7$"
+    add_relays(out, value)
+    assert out == {"ip:10.1.2", "ip:9.8.7", "ip:7.7.7"} == {"ip:" + n for n in RELAY.findall(value)}
 
 
 def _headers_reference(
