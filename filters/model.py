@@ -232,6 +232,11 @@ class TokenModel:
     def _slots(self) -> npt.NDArray[np.void]:
         return _slots(self.weights, self.evidence)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the token table: it is keyed by this process's string hashes,
+        which another process salts differently; the receiver builds its own."""
+        return {key: value for key, value in self.__dict__.items() if key != "_slots"}
+
     def spam_probability(self, mail: Mail, fired: Iterable[str] | None = None) -> float:
         """``fired``: the symbols of the rules that fire on ``mail``, when already known."""
         z = self.logit(mail, fired) / self.temperature

@@ -191,3 +191,28 @@ def test_odd_tokens_survive_a_round_trip(tmp_path: Path) -> None:
     back = TokenModel.load(tmp_path / "odd.npz")
     assert back.weights == pytest.approx(odd) and list(back.evidence) == list(model.evidence)
     assert back.evidence_df == {"url:" + "b" * 400: 1}
+
+
+def test_a_pickled_model_scores_alike_in_a_process_with_other_string_hashes(
+    model: TokenModel, tmp_path: Path
+) -> None:
+    """The token table is keyed by string hashes, which each process salts: it stays behind."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    mail, _ = next(iter(synthetic(1, seed=5)))
+    found = tokens(mail)
+    here = model.logit_of(found)  # builds this process's table
+    (tmp_path / "m.pickle").write_bytes(pickle.dumps((model, sorted(found))))
+    script = (
+        "import pickle, sys; model, found = pickle.load(open(sys.argv[1], 'rb')); "
+        "print(repr(model.logit_of(set(found))))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "m.pickle")],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert float(out.stdout) == pytest.approx(here, abs=1e-9)
