@@ -12,7 +12,7 @@ MODEL ?= data/model.npz
 venv: $(STAMP)
 
 # The compiled scans are built by the editable install: a changed .pyx reinstalls.
-$(STAMP): pyproject.toml $(wildcard filters/*.pyx)
+$(STAMP): pyproject.toml setup.py $(wildcard filters/*.pyx)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
