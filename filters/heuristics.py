@@ -93,7 +93,7 @@ def check(
         reason = f"token model: spam probability {p:.3f}"
         hits.append(Hit(MODEL_SYMBOL, Stage.HEURISTICS, reason, score))
     total = total_score(hits)
-    action = policy.action_for(total)
+    action = reached = policy.action_for(total)
     marker = bulk(mail) if action > policy.bulk_max_action and test is None else None
     if marker is not None:
         cap = policy.bulk_max_action.label
@@ -101,6 +101,9 @@ def check(
         hits.append(Hit(BULK_SYMBOL, Stage.HEURISTICS, reason))
         action = policy.bulk_max_action
     if action > Action.DELIVER:
-        reason = f"score {total:.2f} >= {policy.thresholds[action]:g} ({action.label})"
+        # The threshold reached: a bulk cap may name an action that has none of its own.
+        reason = f"score {total:.2f} >= {policy.thresholds[reached]:g} ({reached.label})"
+        if action is not reached:
+            reason += f", {action.label} as bulk mail"
         hits.append(Hit(SPAM_SYMBOL, Stage.HEURISTICS, reason, 0.0, action))
     return tuple(hits)

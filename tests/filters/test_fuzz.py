@@ -23,7 +23,7 @@ from filters.facts import NO_FACTS
 from filters.mail import Envelope, Mail
 from filters.model import TokenModel, tokens
 from filters.pipeline import evaluate
-from filters.policy import PolicyConfig
+from filters.policy import PolicyConfig, load_policy
 from filters.runtime import Policy
 from filters.verdict import Verdict
 from tests.filters.test_model import synthetic
@@ -39,12 +39,17 @@ def _zip(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def policy() -> Policy:
+@pytest.fixture(scope="module", params=["defaults", "example"])
+def policy(request: pytest.FixtureRequest) -> Policy:
+    """The built-in defaults, and the shipped example policy (its domain is the envelope's):
+    a bulk cap without a threshold of its own raised there, and nowhere in the defaults."""
     from filters.training import train
 
     model = train(synthetic(40), seed=3, corpus="synthetic")
-    return Policy.from_config(PolicyConfig()).with_model(model)
+    if request.param == "defaults":
+        return Policy.from_config(PolicyConfig()).with_model(model)
+    config = load_policy(Path(__file__).resolve().parents[2] / "examples" / "policy.toml")
+    return Policy.from_config(config.model_copy(update={"model": None})).with_model(model)
 
 
 def _verdict_of(raw: bytes, policy: Policy) -> Verdict:

@@ -133,6 +133,18 @@ def test_bulk_mail_is_never_quarantined_on_content_alone(header: bytes) -> None:
     assert hits[-1].action is Action.TAG_HEADER
 
 
+def test_a_bulk_cap_without_a_threshold_of_its_own_still_gives_a_verdict() -> None:
+    """The example policy: tag_subject and quarantine thresholds, bulk capped at tag_header.
+
+    The reason names the threshold reached; the cap's action has none (this raised
+    KeyError, and the gateway retried the message as a filter failure).
+    """
+    policy = HeuristicsPolicy(thresholds={"tag_subject": 4.0, "quarantine": 6.5})  # type: ignore[dict-item]
+    hits, _ = run(Mail(b"List-Id: <news.example>\n" + PLAIN), fixed(1.0), policy)
+    assert hits[-1].action is Action.TAG_HEADER
+    assert hits[-1].reason == "score 10.00 >= 6.5 (quarantine), tag_header as bulk mail"
+
+
 def test_bulk_cap_is_a_policy_setting_and_gtube_passes_it() -> None:
     raw = b"List-Id: <news.example>\n" + PLAIN
     hits, _ = run(Mail(raw), fixed(1.0), HeuristicsPolicy(bulk_max_action="quarantine"))  # type: ignore[arg-type]
