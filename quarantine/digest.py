@@ -125,7 +125,17 @@ def render_notice(
     hostname: str,
     retention_days: int = 14,
 ) -> bytes:
-    """The notice that a quarantine account now exists for the recipient (SPEC 3)."""
+    """The notice that a quarantine account now exists for the recipient (SPEC 3).
+
+    Every held message to a new address sends one, so the common case (ASCII
+    addresses, nothing to fold or encode) is written out directly: the email
+    package's header objects cost about 0.7 ms per notice, a third of a held
+    message's work in the gateway. Anything else goes through the email package.
+    """
+    body = _notice_body(recipient, base_url, retention_days)
+    plain = _plain_notice(recipient, sender, hostname, now, body)
+    if plain is not None:
+        return plain
     msg = _envelope(
         recipient=recipient,
         sender=sender,
@@ -134,7 +144,12 @@ def render_notice(
         hostname=hostname,
         seed="notice",
     )
-    msg.set_content(
+    msg.set_content(body)
+    return msg.as_bytes(policy=SMTP)
+
+
+def _notice_body(recipient: str, base_url: str, retention_days: int) -> str:
+    return (
         "\n".join(
             (
                 f"Mail addressed to {_line(recipient)} was held as spam for the first time,",
@@ -149,7 +164,43 @@ def render_notice(
         )
         + "\n"
     )
-    return msg.as_bytes(policy=SMTP)
+
+
+_PLAIN_ADDRESS: Final = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9.-]+"
+)
+_PLAIN_HOST: Final = re.compile(r"[A-Za-z0-9.-]+")
+_FOLD_AT: Final = 78  # email.policy.SMTP.max_line_length: longer lines are folded or encoded
+
+
+def _plain_notice(
+    recipient: str, sender: str, hostname: str, now: float, body: str
+) -> bytes | None:
+    """The bytes ``render_notice`` would build through the email package, or None when the
+    email package would quote, fold or encode something (then it must do it)."""
+    if not (
+        _PLAIN_ADDRESS.fullmatch(recipient)
+        and _PLAIN_ADDRESS.fullmatch(sender)
+        and _PLAIN_HOST.fullmatch(hostname)
+        and body.isascii()
+    ):
+        return None
+    digest = hashlib.sha256(f"{recipient}\n{now!r}\nnotice".encode()).hexdigest()[:20]
+    headers = (
+        f"From: {sender}",
+        f"To: {recipient}",
+        "Subject: Your mail quarantine account was created",
+        f"Date: {format_datetime(datetime.fromtimestamp(now, UTC))}",
+        f"Message-ID: <quarantine.{int(now)}.{digest}@{hostname}>",
+        "Auto-Submitted: auto-generated",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: 7bit",
+        "MIME-Version: 1.0",
+    )
+    lines = [*headers, "", *body.splitlines()]
+    if any(len(line) > _FOLD_AT for line in lines):
+        return None  # folded headers, quoted-printable body
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def digest_due(

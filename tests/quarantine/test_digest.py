@@ -8,6 +8,7 @@ from email.policy import default
 
 import pytest
 
+from quarantine import digest as digest_module
 from quarantine.digest import (
     DIGEST_ACTIONS,
     VIRUS_ACTIONS,
@@ -226,6 +227,48 @@ def test_notice_explains_the_new_account() -> None:
     assert "bob@example.test" in body
     assert "14 days" in body
     assert "https://q.example.test/" in body
+
+
+@pytest.mark.parametrize(
+    ("recipient", "plain"),
+    [
+        ("bob@example.test", True),
+        ("Jo.B+tag@Example.TEST", True),
+        ("o'brien@example.test", True),
+        ("x" * 50 + "@example.test", False),  # the body's first line passes 78: quoted-printable
+        ("<bob@example.test>", False),  # brackets: the email package strips them
+        ("bob smith@example.test", False),  # needs quoting
+        ("bjørn@example.test", False),  # UTF-8 address
+        ("bob@example.test\r\nBcc: x@y.test", False),  # refused by the email package
+    ],
+)
+def test_notice_is_the_same_bytes_whichever_path_writes_it(
+    recipient: str, plain: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain notices skip the email package; they must not differ from what it would write,
+    and anything it would quote, fold or encode (or refuse) still goes through it."""
+    args = {
+        "recipient": recipient,
+        "sender": "quarantine@gw.example.test",
+        "base_url": "https://q.example.test/my/",
+        "now": NOW + 0.25,
+        "hostname": "gw.example.test",
+    }
+
+    def rendered() -> bytes | str:
+        try:
+            return render_notice(**args)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return str(exc)
+
+    fast = rendered()
+    body = digest_module._notice_body(recipient, "https://q.example.test/my/", 14)
+    written = digest_module._plain_notice(
+        recipient, "quarantine@gw.example.test", "gw.example.test", NOW, body
+    )
+    assert (written is not None) == plain
+    monkeypatch.setattr(digest_module, "_plain_notice", lambda *_: None)
+    assert fast == rendered()
 
 
 def test_notice_retention_follows_configuration() -> None:
