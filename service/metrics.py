@@ -116,6 +116,8 @@ class StoreOp(enum.StrEnum):
     """The ``op`` label of store commit durations."""
 
     SPOOL = "spool"  # the group commit of accepted messages before their 250
+    OUTCOME = "outcome"  # the group commit of filtering outcomes (StoreWriter.record)
+    DELIVERY = "delivery"  # the group commit of ended deliveries (StoreWriter.finish)
     WRITE = "write"  # every other transaction: verdicts, deliveries, quarantine, reports
 
 

@@ -34,9 +34,9 @@ from service.dsn import NO_REPLY, Failure, build_dsn, should_notify
 from service.metrics import AttemptReason, AttemptResult, GatewayMetrics
 from service.rewrite import render
 from service.routing import NoRoute, Router, RouteUnavailable
-from service.storeretry import until_stored
+from service.storeretry import until_stored, until_written
 from store import backoff
-from store.records import Delivery, DeliveryKind, DeliveryState, NewDelivery
+from store.records import Delivery, DeliveryKind, DeliveryState, Finished, NewDelivery
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.delivery")
@@ -184,10 +184,8 @@ class DeliveryQueue:
             state = DeliveryState.DELIVERED if outcome.delivered else DeliveryState.BOUNCED
             await self._fail(delivery, data, permanent, state, _reason(permanent))
         else:
-            await until_stored(
-                self.writer, self.writer.store.finish_delivery, delivery,
-                DeliveryState.DELIVERED, self.clock(),
-            )  # fmt: skip
+            done = Finished(delivery, DeliveryState.DELIVERED, self.clock())
+            await until_written(lambda: self.writer.finish(done))
             self._done(delivery)
             self.metrics.attempt(item.domain, AttemptResult.DELIVERED, AttemptReason.OK)
             self.deferrals.tick()
@@ -279,10 +277,8 @@ class DeliveryQueue:
         self.deferrals.tick()
         error = _printable("; ".join(f"{f.recipient}: {f.code} {f.message}" for f in failures))
         follow_up = self._dsn(delivery, data, failures)
-        created = await until_stored(
-            self.writer, self.writer.store.finish_delivery, delivery, state, self.clock(), error,
-            follow_up,
-        )  # fmt: skip
+        done = Finished(delivery, state, self.clock(), error, follow_up)
+        created = await until_written(lambda: self.writer.finish(done))
         self._done(delivery)
         self.add(created)
         log.warning(

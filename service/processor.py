@@ -44,11 +44,11 @@ from service.classifier import Classifier
 from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
-from service.storeretry import until_stored
+from service.storeretry import until_written
 from service.virus_alerts import AlertSettings, AlertTo, Planned, plan
 from store.holding import QuarantineUnavailable
 from store.queue import bounced_alerts
-from store.records import Delivery, Direction, NewDelivery, Recorded, Spooled
+from store.records import Delivery, Direction, Filtered, NewDelivery, Recorded, Spooled
 from store.writer import StoreWriter
 
 log = logging.getLogger("mailmoat.processor")
@@ -155,12 +155,9 @@ class Processor:
             unscanned(message, domain, rcpts, now, reason=reason, subject=subject)
             for domain, rcpts in groups.items()
         ]
-        store = self.writer.store
         # No quota here: an unscanned message may be a virus, so it is never tagged through.
-        recorded = await until_stored(
-            self.writer, store.record_filtered, message, now, outcomes, 2**62,
-            notices=self._notices(message),
-        )  # fmt: skip
+        filtered = Filtered(message, now, outcomes, 2**62, self._notices(message))
+        recorded = await until_written(lambda: self.writer.record(filtered))
         self.metrics.unscanned()
         log.error("held as unscanned: %s", reason, extra={"queue_id": message.id})
         return self._queue(recorded)
@@ -198,13 +195,10 @@ class Processor:
             decide(message, domain, rcpts, verdict, now, subject=subject)
             for (domain, rcpts), (verdict, _) in pairs
         ]
-        store = self.writer.store
         alerted, plans = await self._alerted(message, outcomes, verdicts, now)
+        filtered = Filtered(message, now, alerted, self.quarantine_quota, self._notices(message))
         try:
-            recorded = await until_stored(
-                self.writer, store.record_filtered, message, now, alerted,
-                self.quarantine_quota, notices=self._notices(message),
-            )  # fmt: skip
+            recorded = await until_written(lambda: self.writer.record(filtered))
         except QuarantineUnavailable as exc:
             # SPEC 3: what the quarantine cannot take is tagged and delivered instead,
             # except a virus: that stays held, so the message waits for room.
@@ -217,7 +211,8 @@ class Processor:
                 return []
             log.warning("quarantine unavailable for %s: %s; tagging instead", message.id, exc)
             alerted, plans = await self._alerted(message, outcomes, verdicts, now)
-            recorded = await until_stored(self.writer, store.record_filtered, message, now, alerted)
+            tagged = Filtered(message, now, alerted)
+            recorded = await until_written(lambda: self.writer.record(tagged))
         self._count_alerts(plans)
         if self.waiting.pop(message.id, None) is not None:
             self.metrics.quarantine_waiting(len(self.waiting))

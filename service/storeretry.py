@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -37,11 +37,17 @@ async def until_stored(
     writer: StoreWriter, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """``writer.call(fn, ...)``, repeated while the store raises a transient fault."""
+    return await until_written(lambda: writer.call(fn, *args, **kwargs))
+
+
+async def until_written(write: Callable[[], Awaitable[T]]) -> T:
+    """``await write()`` (a group commit: ``writer.record``, ``writer.finish``), repeated while
+    the store raises a transient fault."""
     delay = FIRST_DELAY
     logged = 0.0
     while True:
         try:
-            return await writer.call(fn, *args, **kwargs)
+            return await write()
         except TRANSIENT as exc:
             now = time.monotonic()
             if now - logged >= LOG_EVERY:  # one line per half minute, not one per try

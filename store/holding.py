@@ -1,12 +1,13 @@
-"""Indexing a held message by recipient and opening accounts, inside the filtering transaction.
+"""Quarantine rows, their recipient index and new accounts, inside the filtering transaction.
 
-It lives in the store layer because ``Store.record_filtered`` must do it in the
+It lives in the store layer because ``store.outcomes`` must do it in the
 same transaction as the quarantine row: the quota check and the account rows
 commit or roll back with the message's outcome.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from filters.lists import domain_of
 from store.quarantine_tables import accounts, held_recipients
+from store.records import Filtered, Held
 from store.schema import quarantine
 
 
@@ -21,37 +23,75 @@ class QuarantineUnavailable(Exception):
     """The quarantine cannot take this message (quota reached or the store failed)."""
 
 
-def hold(
-    conn: Connection, *, held_id: str, recipients: Sequence[str], quota: int, now: float
-) -> list[str]:
-    """Index a just-inserted held message by recipient; returns recipients given a new account.
+def _quarantine_row(f: Filtered, held: Held) -> dict[str, object]:
+    message = f.message
+    return {
+        "id": held.id,
+        "message_id": message.id,
+        "domain": held.domain,
+        "mail_from": message.mail_from,
+        "rcpt_tos": json.dumps(held.rcpt_tos),
+        "category": held.category,
+        "never_release": held.never_release,
+        "score": held.score,
+        "hits": json.dumps(held.hits),
+        "quarantined_at": f.filtered_at,
+        "expires_at": held.expires_at,
+        "state": "held",
+        "subject": held.subject,
+        "size": len(message.raw),
+        "viruses": json.dumps(held.viruses),
+    }
 
-    Raises ``QuarantineUnavailable`` when the domain already holds ``quota``
-    messages: the caller then tags and delivers instead (SPEC 3).
+
+def hold(
+    conn: Connection, batch: Sequence[Filtered], held: list[tuple[int, Held]]
+) -> list[list[str]]:
+    """Quarantine rows, the quota check, the recipient index and new accounts of a batch.
+
+    As ``store.holding.hold`` does for one message: a domain's quarantine is
+    counted with the new rows in it, and an address is new to the first
+    message of the batch that holds mail for it. Returns, per message of the
+    batch, the addresses given an account.
     """
-    domain = domain_of(recipients[0]) if recipients else ""
-    count = conn.execute(
-        select(func.count()).select_from(quarantine)
-        .where(quarantine.c.domain == domain, quarantine.c.state == "held")
-    ).scalar_one()  # fmt: skip
-    if count > quota:  # the row itself is already counted
-        raise QuarantineUnavailable(f"quarantine of {domain} is full ({quota} messages)")
-    conn.execute(
-        held_recipients.insert(),
-        [{"held_id": held_id, "address": r.lower(), "domain": domain_of(r)} for r in recipients],
+    conn.execute(quarantine.insert(), [_quarantine_row(batch[n], h) for n, h in held])
+    quotas: dict[str, int] = {}
+    for n, h in held:
+        domain = domain_of(h.rcpt_tos[0]) if h.rcpt_tos else ""
+        quota = batch[n].quarantine_quota
+        quotas[domain] = min(quotas.get(domain, quota), quota)
+    counts = conn.execute(
+        select(quarantine.c.domain, func.count())
+        .where(quarantine.c.domain.in_(sorted(quotas)), quarantine.c.state == "held")
+        .group_by(quarantine.c.domain)
     )
-    known = set(
-        conn.execute(
-            select(accounts.c.address).where(
-                accounts.c.address.in_([r.lower() for r in recipients])
+    for domain, count in counts:
+        if count > quotas[domain]:  # the new rows themselves are counted
+            raise QuarantineUnavailable(
+                f"quarantine of {domain} is full ({quotas[domain]} messages)"
             )
-        ).scalars()
+    index = [
+        {"held_id": h.id, "address": r.lower(), "domain": domain_of(r)}
+        for _, h in held
+        for r in h.rcpt_tos
+    ]
+    if index:
+        conn.execute(held_recipients.insert(), index)
+    addresses = sorted({str(row["address"]) for row in index})
+    known = set(
+        conn.execute(select(accounts.c.address).where(accounts.c.address.in_(addresses))).scalars()
     )
-    created = [r.lower() for r in recipients if r.lower() not in known]
-    if created:
-        conn.execute(
-            accounts.insert(),
-            [{"address": a, "domain": domain_of(a), "created_at": now, "notify": "daily",
-              "every_hours": None, "last_digest_at": None} for a in created],
-        )  # fmt: skip
-    return created
+    opened: list[list[str]] = [[] for _ in batch]
+    rows = []
+    for n, h in held:
+        created = [r.lower() for r in h.rcpt_tos if r.lower() not in known]
+        known.update(created)
+        opened[n] += created
+        rows += [
+            {"address": a, "domain": domain_of(a), "created_at": batch[n].filtered_at,
+             "notify": "daily", "every_hours": None, "last_digest_at": None}
+            for a in created
+        ]  # fmt: skip
+    if rows:
+        conn.execute(accounts.insert(), rows)
+    return opened

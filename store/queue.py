@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from store.leases import Lease
-from store.records import Delivery, DeliveryKind, DeliveryState, NewDelivery
+from store.records import Delivery, DeliveryKind, DeliveryState, Finished, NewDelivery
 from store.schema import deliveries, events, messages
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryGroup:
+    """New deliveries of one stored message, due ``now``; ``raw``: its bytes, handed on in
+    memory to the first attempt."""
+
+    message_id: str
+    received_at: float
+    items: Sequence[NewDelivery]
+    now: float
+    raw: bytes | None = None
 
 
 def insert_deliveries(
@@ -27,28 +40,42 @@ def insert_deliveries(
     lease: Lease,
     raw: bytes | None = None,
 ) -> list[Delivery]:
-    """Queue deliveries of a stored message, due now and leased to ``lease``'s owner.
+    """Queue deliveries of a stored message, due now and leased to ``lease``'s owner."""
+    group = DeliveryGroup(message_id, received_at, items, now, raw)
+    return insert_delivery_groups(conn, [group], lease)[0]
+
+
+def insert_delivery_groups(
+    conn: Connection, groups: Sequence[DeliveryGroup], lease: Lease
+) -> list[list[Delivery]]:
+    """Queue the deliveries of several messages, leased to ``lease``'s owner; per group.
 
     One multi-row INSERT ... RETURNING for all of them (ids come back in order).
-    ``raw``: the message's bytes, handed on in memory to the first attempt.
     """
-    if not items:
-        return []
-    held = lease.values(now)
     rows = [
-        {"message_id": message_id, "kind": d.kind, "domain": d.domain, "mail_from": d.mail_from,
+        {"message_id": g.message_id, "kind": d.kind, "domain": d.domain, "mail_from": d.mail_from,
          "rcpt_tos": json.dumps(d.rcpt_tos), "prefix": d.prefix, "subject_tag": d.subject_tag,
          "body": d.body, "is_spam": d.is_spam, "state": DeliveryState.PENDING, "attempts": 0,
-         "created_at": now, "next_attempt_at": now, "updated_at": now, "reclaimed": 0, **held}
-        for d in items
+         "created_at": g.now, "next_attempt_at": g.now, "updated_at": g.now, "reclaimed": 0,
+         **lease.values(g.now)}
+        for g in groups
+        for d in g.items
     ]  # fmt: skip
-    ids = conn.execute(
-        deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True), rows
-    ).scalars()
+    if not rows:
+        return [[] for _ in groups]
+    ids = iter(
+        conn.execute(
+            deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+    )
     return [
-        Delivery(int(key), message_id, d, 0, now, now, received_at, raw if d.body is None else None)
-        for key, d in zip(ids, items, strict=True)
-    ]
+        [
+            Delivery(int(next(ids)), g.message_id, d, 0, g.now, g.now, g.received_at,
+                     g.raw if d.body is None else None)
+            for d in g.items
+        ]
+        for g in groups
+    ]  # fmt: skip
 
 
 def delivery_from_row(r: Any) -> Delivery:
@@ -81,35 +108,54 @@ def load_deliveries(conn: Connection, ids: Sequence[int]) -> list[Delivery]:
     return [delivery_from_row(r) for r in conn.execute(query)]
 
 
-def close_delivery(
-    conn: Connection, delivery: Delivery, state: DeliveryState, now: float, error: str | None
-) -> None:
-    """Mark a delivery done (delivered, bounced, expired), release it, and update its event."""
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery.id)
-        .values(
-            state=state, updated_at=now, last_error=error, attempts=delivery.attempts + 1,
-            lease_owner=None,
-        )
-    )  # fmt: skip
-    if delivery.item.kind not in (DeliveryKind.DELIVER, DeliveryKind.REDIRECT):
-        return
-    # The event keeps the final word for the SLA monitor: when it arrived, or
-    # that it never did and why.
-    values = (
-        {"delivered_at": now}
-        if state == DeliveryState.DELIVERED
-        else {"outcome": state, "detail": error}
+_CLOSE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"), updated_at=bindparam("b_now"), last_error=bindparam("b_error"),
+        attempts=bindparam("b_attempts"), lease_owner=None,
     )
-    event = (
-        update(events)
-        .where(events.c.message_id == delivery.message_id)
-        .where(events.c.delivered_at.is_(None))
-    )
-    if delivery.item.kind is DeliveryKind.DELIVER:
-        event = event.where(events.c.domain == delivery.item.domain)
-    conn.execute(event.values(**values))
+)  # fmt: skip
+_OPEN_EVENT = (
+    update(events)
+    .where(events.c.message_id == bindparam("b_message_id"))
+    .where(events.c.delivered_at.is_(None))
+)
+_EVENT_UPDATES = {
+    # (one domain's event, arrived): the statement that gives the event its final word
+    (True, True): _OPEN_EVENT.where(events.c.domain == bindparam("b_domain")).values(
+        delivered_at=bindparam("b_now")
+    ),
+    (True, False): _OPEN_EVENT.where(events.c.domain == bindparam("b_domain")).values(
+        outcome=bindparam("b_state"), detail=bindparam("b_error")
+    ),
+    (False, True): _OPEN_EVENT.values(delivered_at=bindparam("b_now")),
+    (False, False): _OPEN_EVENT.values(outcome=bindparam("b_state"), detail=bindparam("b_error")),
+}
+
+
+def close_deliveries(conn: Connection, batch: Sequence[Finished]) -> None:
+    """Close several deliveries (one UPDATE per statement shape, many rows each).
+
+    The event keeps the final word for the SLA monitor: when the message
+    arrived, or that it never did and why. A redirect's event is the
+    message's, whatever domain it went to; a delivery's is its domain's.
+    """
+    rows = [
+        {"b_id": f.delivery.id, "b_state": f.state, "b_now": f.now, "b_error": f.error,
+         "b_attempts": f.delivery.attempts + 1, "b_message_id": f.delivery.message_id,
+         "b_domain": f.delivery.item.domain}
+        for f in batch
+    ]  # fmt: skip
+    conn.execute(_CLOSE, rows)
+    shapes: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+    for f, row in zip(batch, rows, strict=True):
+        kind = f.delivery.item.kind
+        if kind in (DeliveryKind.DELIVER, DeliveryKind.REDIRECT):
+            shape = (kind is DeliveryKind.DELIVER, f.state == DeliveryState.DELIVERED)
+            shapes.setdefault(shape, []).append(row)
+    for shape, shaped in shapes.items():
+        conn.execute(_EVENT_UPDATES[shape], shaped)
 
 
 def schedule_retry(

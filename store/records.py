@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -142,6 +142,32 @@ class Recorded:
 
     deliveries: list[Delivery]
     new_accounts: list[str]
+
+
+Notices = Callable[[list[str], float], Sequence[NewDelivery]]
+"""Builds the mail telling recipients their quarantine account was opened: (addresses, now)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """One message's filtering outcome, to be recorded (``Store.record_outcomes``)."""
+
+    message: Spooled
+    filtered_at: float
+    outcomes: Sequence[tuple[EventRecord, Sequence[NewDelivery], Held | None]]
+    quarantine_quota: int = 1_000_000
+    notices: Notices | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A delivery that ended (delivered, bounced, expired), to be closed (``Store.finish``)."""
+
+    delivery: Delivery
+    state: DeliveryState
+    now: float
+    error: str | None = None
+    follow_up: Sequence[NewDelivery] = ()
 
 
 def _clean(value: str) -> str:

@@ -20,27 +20,37 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 
 from store import leases
 from store.engines import lock_for_migration, open_engines
-from store.holding import hold
-from store.leases import Job, Lease, LeaseLost
-from store.queue import close_delivery, insert_deliveries, load_deliveries, schedule_retry
+from store.leases import Job, Lease
+from store.outcomes import record_outcomes
+from store.queue import (
+    DeliveryGroup,
+    close_deliveries,
+    insert_deliveries,
+    insert_delivery_groups,
+    load_deliveries,
+    schedule_retry,
+)
 from store.records import (
     Delivery,
     DeliveryKind,
     DeliveryState,
     Direction,
     EventRecord,
+    Filtered,
+    Finished,
     Held,
     MessageState,
     NewDelivery,
+    Notices,
     Recorded,
     Spooled,
 )
-from store.schema import deliveries, events, messages, quarantine
+from store.schema import deliveries, messages
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 P = ParamSpec("P")
@@ -210,7 +220,7 @@ class Store:
         filtered_at: float,
         outcomes: Iterable[tuple[EventRecord, Sequence[NewDelivery], Held | None]],
         quarantine_quota: int = 1_000_000,
-        notices: Callable[[list[str], float], Sequence[NewDelivery]] | None = None,
+        notices: Notices | None = None,
     ) -> Recorded:
         """Deliveries, quarantine entries and events of one message, and mark it filtered.
 
@@ -223,80 +233,17 @@ class Store:
         fit its domain's quarantine: the caller tags and delivers it instead;
         ``LeaseLost`` (nothing written) when another node has taken the message.
         """
-        created: list[Delivery] = []
-        accounts: list[str] = []
-        with self.engine.begin() as conn:
-            filtered = conn.execute(
-                update(messages)
-                .where(messages.c.id == message.id)
-                .where(messages.c.state == MessageState.SPOOLED)
-                .where(messages.c.lease_owner == self.lease.owner)
-                .values(state=MessageState.FILTERED, lease_owner=None)
-            )
-            if filtered.rowcount != 1:
-                raise LeaseLost(f"message {message.id} is no longer leased to {self.lease.owner}")
-            outcomes = list(outcomes)
-            conn.execute(
-                events.insert(),
-                [
-                    {
-                        "message_id": message.id,
-                        "domain": record.domain,
-                        "received_at": message.received_at,
-                        "filtered_at": filtered_at,
-                        "action": record.action,
-                        "category": record.category,
-                        "outcome": record.outcome,
-                        "score": record.score,
-                        "symbols": json.dumps(record.symbols),
-                        "hits": json.dumps(record.hits),
-                        "size": len(message.raw),
-                        "recipients": record.recipients,
-                        "detail": record.detail,
-                        "direction": message.direction,
-                    }
-                    for record, _, _ in outcomes
-                ],
-            )
-            items = [item for _, domain_items, _ in outcomes for item in domain_items]
-            created = insert_deliveries(
-                conn, message.id, message.received_at, items, filtered_at, self.lease, message.raw
-            )
-            for _, _, held in outcomes:
-                if held is not None:
-                    self._insert_held(conn, message, held, filtered_at)
-                    accounts += hold(
-                        conn, held_id=held.id, recipients=held.rcpt_tos, quota=quarantine_quota,
-                        now=filtered_at,
-                    )  # fmt: skip
-            if accounts and notices is not None:
-                created += insert_deliveries(
-                    conn, message.id, message.received_at, notices(accounts, filtered_at),
-                    filtered_at, self.lease,
-                )  # fmt: skip
-        return Recorded(created, accounts)
+        filtered = Filtered(message, filtered_at, list(outcomes), quarantine_quota, notices)
+        return self.record_outcomes([filtered])[0]
 
-    def _insert_held(self, conn: Connection, message: Spooled, held: Held, now: float) -> None:
-        conn.execute(
-            quarantine.insert(),
-            {
-                "id": held.id,
-                "message_id": message.id,
-                "domain": held.domain,
-                "mail_from": message.mail_from,
-                "rcpt_tos": json.dumps(held.rcpt_tos),
-                "category": held.category,
-                "never_release": held.never_release,
-                "score": held.score,
-                "hits": json.dumps(held.hits),
-                "quarantined_at": now,
-                "expires_at": held.expires_at,
-                "state": "held",
-                "subject": held.subject,
-                "size": len(message.raw),
-                "viruses": json.dumps(held.viruses),
-            },
-        )
+    def record_outcomes(self, batch: Sequence[Filtered]) -> list[Recorded]:
+        """``record_filtered`` for many messages in one transaction (the writer's group commit).
+
+        Raises as ``record_filtered`` does when any message of the batch would:
+        nothing is written then, and the caller records them one by one.
+        """
+        with self.engine.begin() as conn:
+            return record_outcomes(conn, batch, self.lease)
 
     # --- delivery queue -------------------------------------------------------------
 
@@ -326,11 +273,17 @@ class Store:
         follow_up: Sequence[NewDelivery] = (),
     ) -> list[Delivery]:
         """Close a delivery (delivered, bounced, expired) and queue its follow-ups (DSNs)."""
+        return self.finish([Finished(delivery, state, now, error, follow_up)])[0]
+
+    def finish(self, batch: Sequence[Finished]) -> list[list[Delivery]]:
+        """Close many deliveries in one transaction; per delivery, the follow-ups it queued."""
+        groups = [
+            DeliveryGroup(f.delivery.message_id, f.delivery.received_at, f.follow_up, f.now)
+            for f in batch
+        ]
         with self.engine.begin() as conn:
-            close_delivery(conn, delivery, state, now, error)
-            return self.insert_deliveries(
-                conn, delivery.message_id, delivery.received_at, follow_up, now
-            )
+            close_deliveries(conn, batch)
+            return insert_delivery_groups(conn, groups, self.lease)
 
     def submit(
         self, raw: bytes, rcpt_tos: Sequence[str], now: float, kind: DeliveryKind

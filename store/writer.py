@@ -1,26 +1,28 @@
-"""The store's writer threads, and group commit for the SMTP side.
+"""The store's writer threads, and group commit of the writes every message makes.
 
 Every store call blocks, so all of them run on dedicated threads: the event
 loop never waits on the database. SQLite allows one writer at a time, so
 there it is one thread and writes never contend; PostgreSQL takes writes
-side by side, so there a few threads share the work. ``spool`` batches:
-while one commit (and its fsync) is in flight, newly accepted messages queue
-up and are committed together next, so under load many messages share one
-fsync while a lone message is not delayed by any timer.
+side by side, so there a few threads share the work. The three writes each
+message makes go through group commits (``store/groupcommit.py``): ``spool``
+(accepted messages, before their 250: many share one fsync), ``record``
+(filtering outcomes) and ``finish`` (ended deliveries). One transaction per
+message and per delivery made the single SQLite writer thread the gateway's
+bottleneck; batched, a few transactions carry hundreds of messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from store.records import Spooled
+from store.groupcommit import GroupCommit
+from store.records import Delivery, Filtered, Finished, Recorded, Spooled
 from store.store import Store
 
 P = ParamSpec("P")
@@ -30,23 +32,23 @@ Write = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 """What a component that only writes is handed: ``StoreWriter.write``, awaited."""
 
 Timed = Callable[[str, float], None]
-"""Told how long each store call took on its thread: ``(op, seconds)``; op is spool or write."""
+"""Told how long each store call took on its thread: ``(op, seconds)``; op is spool, outcome,
+delivery (the group commits) or write (every other call)."""
 
-MAX_BATCH = 256
 POSTGRES_THREADS = 4
 
 
 class StoreWriter:
-    """Runs store calls on the writer threads; ``spool`` group-commits accepted messages."""
+    """Runs store calls on the writer threads; ``spool``, ``record`` and ``finish`` group-commit."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         threads = POSTGRES_THREADS if store.concurrent_writers else 1
         self._thread = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailmoat-store")
-        self._pending: list[tuple[Spooled, asyncio.Future[None]]] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.batches = 0
+        self._spool = GroupCommit("spool", self._spool_batch, self._run)
+        self._record = GroupCommit("outcome", store.record_outcomes, self._run)
+        self._finish = GroupCommit("delivery", store.finish, self._run)
+        self._groups = (self._spool, self._record, self._finish)
         self.timed: Timed | None = None
         """Set by the gateway to its commit-latency histogram; tests leave it unset."""
 
@@ -71,43 +73,37 @@ class StoreWriter:
         """Run ``fn(conn)`` in one transaction on a writer thread: every write goes this way."""
         return await self.call(self.store.write, fn)
 
+    @property
+    def batches(self) -> int:
+        """Group-committed transactions so far (tests check that items shared one)."""
+        return sum(group.batches for group in self._groups)
+
     def start(self) -> None:
-        self._task = asyncio.create_task(self._commit_loop(), name="mailmoat-spool")
+        for group in self._groups:
+            group.start()
 
     def running(self) -> bool:
-        """True while the commit loop runs (False before start, after close or a crash)."""
-        return self._task is not None and not self._task.done()
+        """True while the group commits run (False before start, after close or a crash)."""
+        return all(group.running() for group in self._groups)
 
     async def spool(self, message: Spooled) -> None:
         """Return once ``message`` is committed to disk; raise if the commit failed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((message, future))
-        self._wakeup.set()
-        await future
+        await self._spool.submit(message)
 
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                try:
-                    await self._run("spool", partial(self.store.spool, [m for m, _ in batch]))
-                except Exception as exc:  # every waiter must learn the outcome, not hang
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                self.batches += 1
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+    def _spool_batch(self, batch: Sequence[Spooled]) -> list[None]:
+        self.store.spool(batch)
+        return [None] * len(batch)
+
+    async def record(self, filtered: Filtered) -> Recorded:
+        """``Store.record_filtered`` in a group commit; raises what recording it alone raises."""
+        return await self._record.submit(filtered)
+
+    async def finish(self, finished: Finished) -> list[Delivery]:
+        """``Store.finish_delivery`` in a group commit: the follow-ups it queued."""
+        return await self._finish.submit(finished)
 
     async def close(self) -> None:
-        """Commit what is queued, stop the loop and the thread."""
-        while self._pending:
-            await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Commit what is queued, stop the group commits and the threads."""
+        for group in self._groups:
+            await group.close()
         self._thread.shutdown(wait=True)

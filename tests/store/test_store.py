@@ -6,19 +6,24 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from store.holding import QuarantineUnavailable
 from store.leases import Lease, LeaseLost
 from store.records import (
     DeliveryKind,
     DeliveryState,
     EventRecord,
+    Filtered,
+    Finished,
     Held,
     MessageState,
     NewDelivery,
     Outcome,
+    Recorded,
     Spooled,
 )
-from store.schema import messages
+from store.schema import events, messages
 from store.store import Store
 from store.writer import StoreWriter
 
@@ -131,4 +136,99 @@ def test_account_notices_commit_with_the_outcome(store_location: Path | str) -> 
             third, NOW + 7, _held(third, "H3", ("carol@example.test",)), notices=broken
         )
     assert [m.id for m in store.claim_unfiltered(NOW + 8, 10, own=True)] == ["Q3"]  # still spooled
+    store.close()
+
+
+def _notices(addresses: list[str], now: float) -> list[NewDelivery]:
+    return [NewDelivery(DeliveryKind.NOTIFY, "example.test", "", (a,)) for a in addresses]
+
+
+async def test_outcomes_share_a_commit_and_each_caller_gets_its_own(
+    store_location: Path | str,
+) -> None:
+    """Outcomes recorded together give each message what recording it alone gives: its own
+    deliveries, and a new account (with its notice) only for the first to hold mail for it."""
+    store = Store(store_location, lease=Lease("a"))
+    writer = StoreWriter(store)
+    writer.start()
+    msgs = [_message(n) for n in range(4)]
+    store.spool(msgs)
+    batch = [
+        Filtered(msgs[0], NOW + 5, _outcome(msgs[0], domains=2)),
+        Filtered(msgs[1], NOW + 5, _held(msgs[1], "H1"), notices=_notices),
+        Filtered(msgs[2], NOW + 5, _held(msgs[2], "H2"), notices=_notices),  # bob again
+        Filtered(msgs[3], NOW + 5, _held(msgs[3], "H3", ("Carol@example.test",)), 1_000, _notices),
+    ]
+    recorded = await asyncio.gather(*(writer.record(f) for f in batch))
+    assert writer.batches == 1  # all four queued before the first commit began
+    assert [d.item.domain for d in recorded[0].deliveries] == ["d0.test", "d1.test"]
+    assert recorded[0].deliveries[0].raw == msgs[0].raw
+    assert [r.new_accounts for r in recorded] == [
+        [], ["bob@example.test"], [], ["carol@example.test"]
+    ]  # fmt: skip
+    assert [[d.item.rcpt_tos for d in r.deliveries] for r in recorded[1:]] == [
+        [("bob@example.test",)], [], [("carol@example.test",)]
+    ]  # fmt: skip
+    assert store.claim_unfiltered(9e9, 10) == []
+    ids = [d.id for r in recorded for d in r.deliveries]
+    assert len(set(ids)) == len(ids) == 4
+    await writer.close()
+    store.close()
+
+
+async def test_a_message_that_cannot_be_recorded_fails_alone_in_its_batch(
+    store_location: Path | str,
+) -> None:
+    """A lost lease or a full quarantine in a batch fails only its own caller: the batch is
+    rolled back and the messages are recorded one by one, each as it would have been."""
+    a = Store(store_location, lease=Lease("a", seconds=30))
+    b = Store(store_location, lease=Lease("b", seconds=30))
+    writer = StoreWriter(a)
+    taken, kept, full = _message(1), _message(2), _message(3)
+    a.spool([taken, kept, full])
+    b.spool([_message(9)])
+    b.record_filtered(_message(9), NOW, _held(_message(9), "H9"))  # example.test holds one
+    assert [m.id for m in b.claim_unfiltered(taken.received_at + 31, 1)] == ["Q1"]
+    results = await asyncio.gather(
+        writer.record(Filtered(taken, NOW + 40, _outcome(taken))),
+        writer.record(Filtered(kept, NOW + 40, _outcome(kept))),
+        writer.record(Filtered(full, NOW + 40, _held(full, "H3"), quarantine_quota=1)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], LeaseLost)
+    assert isinstance(results[1], Recorded) and len(results[1].deliveries) == 1
+    assert isinstance(results[2], QuarantineUnavailable)
+    assert writer.batches == 0  # the batch did not commit: each message went alone
+    states = dict(a.read(lambda c: c.execute(select(messages.c.id, messages.c.state)).all()))
+    assert states == {"Q1": "spooled", "Q2": "filtered", "Q3": "spooled", "Q9": "filtered"}
+    await writer.close()
+    a.close()
+    b.close()
+
+
+async def test_finished_deliveries_share_a_commit_and_close_their_events(
+    store_location: Path | str,
+) -> None:
+    store = Store(store_location, lease=Lease("a"))
+    writer = StoreWriter(store)
+    msgs = [_message(n) for n in range(3)]
+    store.spool(msgs)
+    created = [d for m in msgs for d in store.record_filtered(m, NOW, _outcome(m)).deliveries]
+    dsn = NewDelivery(DeliveryKind.DSN, "sender.test", "", ("a@sender.test",), body=b"x")
+    follow_ups = await asyncio.gather(
+        writer.finish(Finished(created[0], DeliveryState.DELIVERED, NOW + 1)),
+        writer.finish(Finished(created[1], DeliveryState.BOUNCED, NOW + 2, "550 no", [dsn])),
+        writer.finish(Finished(created[2], DeliveryState.EXPIRED, NOW + 3, "4xx for days")),
+    )
+    assert writer.batches == 1
+    assert [[d.item.kind for d in f] for f in follow_ups] == [[], [DeliveryKind.DSN], []]
+    query = select(events.c.message_id, events.c.delivered_at, events.c.outcome, events.c.detail)
+    got = sorted(store.read(lambda c: c.execute(query).all()))
+    assert got == [
+        ("Q0", NOW + 1, Outcome.DELIVERED, None),
+        ("Q1", None, DeliveryState.BOUNCED, "550 no"),
+        ("Q2", None, DeliveryState.EXPIRED, "4xx for days"),
+    ]
+    assert store.claim_deliveries(9e9, 10, own=True) == follow_ups[1]
+    await writer.close()
     store.close()
