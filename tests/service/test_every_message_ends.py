@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import httpx
@@ -120,3 +121,28 @@ async def test_restart_streams_the_backlog_through_the_filter(
     await eventually(drained, timeout=60)
     assert seen <= 2
     assert_nothing_stuck(second)
+
+
+async def test_a_message_waiting_to_be_filtered_again_takes_no_filter_slot(
+    start_gateway: Start, sink: RecordingSink
+) -> None:
+    # One filter slot, and a minute before the failed message's next attempt: held in its
+    # slot meanwhile (as it was), it would keep the healthy message out for that minute.
+    gateway = await start_gateway(filter={"concurrency": 1, "max_attempts": 2, "retry_delay": 60})
+    classify = gateway.classifier.classify
+
+    async def failing_on_poison(raw: bytes, *args: Any, **kwargs: Any) -> Any:
+        if b"poison" in raw:
+            raise RuntimeError("this message breaks the filter")
+        return await classify(raw, *args, **kwargs)
+
+    gateway.classifier.classify = failing_on_poison  # type: ignore[method-assign]
+    _, reply = await send(gateway.smtp_port, message("poison"))
+    poison = reply.rsplit(" ", 1)[1]
+    await eventually(lambda: poison in gateway.processor.retrying)
+    await send(gateway.smtp_port, message("healthy"))
+    await sink.wait_for(1, timeout=30)
+    assert b"healthy" in sink.received[0].data
+    db = gateway.config.store.path
+    assert rows(db, f"SELECT state FROM messages WHERE id = '{poison}'") == [("spooled",)]
+    assert gateway.processor.backlog_messages == 1  # still counted until it ends
