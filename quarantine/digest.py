@@ -152,8 +152,11 @@ def _notice_body(recipient: str, base_url: str, retention_days: int) -> str:
     return (
         "\n".join(
             (
-                f"Mail addressed to {_line(recipient)} was held as spam for the first time,",
-                "so a quarantine account was created for you.",
+                # The address on a line of its own: a line past 78 characters would make the
+                # whole body quoted-printable (and the notice slow to build, see above).
+                f"Mail addressed to {_line(recipient)}",
+                "was held as spam for the first time, so a quarantine account was created",
+                "for you.",
                 "",
                 f"Held spam is kept for {retention_days} days and then deleted.",
                 "You will receive digests listing held mail, with links to release or",

@@ -235,7 +235,8 @@ def test_notice_explains_the_new_account() -> None:
         ("bob@example.test", True),
         ("Jo.B+tag@Example.TEST", True),
         ("o'brien@example.test", True),
-        ("x" * 50 + "@example.test", False),  # the body's first line passes 78: quoted-printable
+        ("n" * 40 + "@example.test", True),  # a long address still fits its own line
+        ("x" * 70 + "@example.test", False),  # the body's first line passes 78: quoted-printable
         ("<bob@example.test>", False),  # brackets: the email package strips them
         ("bob smith@example.test", False),  # needs quoting
         ("bjørn@example.test", False),  # UTF-8 address
