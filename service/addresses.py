@@ -13,10 +13,34 @@ refused unless the operator allows them.
 
 from __future__ import annotations
 
+import re
+
 BAD_SENDER = "553 5.1.7 Bad sender address syntax"
 BAD_RECIPIENT = "553 5.1.3 Bad recipient address syntax"
 UTF8_NOT_DECLARED = "553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter of MAIL FROM"
 ROUTING_REFUSED = "550 5.7.1 Source-routed recipient (%, ! or quoted @) not accepted"
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(.*)", re.S)
+
+
+def split_plain_path(arg: str) -> tuple[str, str] | None:
+    """``<local@domain> params`` split into the address and the rest, for plain addresses only.
+
+    aiosmtpd parses every MAIL and RCPT argument with the email package's
+    header parser, an eighth of the gateway's time under load; for a
+    dot-atom address in angle brackets, the common case, the parser's answer
+    is the text between the brackets, and this says so without it. None for
+    anything else (quoted local parts, literals, comments): the parser decides.
+    """
+    found = _PLAIN_PATH.fullmatch(arg)
+    if found is None:
+        return None
+    rest = found.group(2).lstrip(" \t")  # the parser skips the blanks after ">" ...
+    if rest[:1] == "(" or rest[:1].isspace():  # ... and comments and folding: let it
+        return None
+    return found.group(1), rest
 
 
 def _encodable(address: str) -> bool:

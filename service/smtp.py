@@ -273,6 +273,12 @@ def server_factory(
                 metrics.session_closed()
             super().connection_lost(error)
 
+        def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+            plain = addresses.split_plain_path(arg)
+            if plain is None or len(plain[0].rpartition("@")[0]) > (self.local_part_limit or 2**31):
+                return super()._getaddr(arg)  # the parser decides, and refuses
+            return plain
+
         async def smtp_AUTH(self, arg: str) -> None:
             if check is None:  # port 25: nothing here authenticates, say so plainly
                 await self.push(AUTH_UNAVAILABLE)
