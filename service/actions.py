@@ -192,10 +192,14 @@ def group_by_domain(rcpt_tos: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return {d: tuple(r) for d, r in groups.items()}
 
 
+SUBJECT_CHARS = 998
+"""The longest Subject recorded (RFC 5322's line limit)."""
+
+
 def subject_of(raw: bytes) -> str:
     """The decoded Subject, from the header block only (cheap even for a 20 MB message)."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         end = raw.find(b"\n\n")
     head = raw[: end if end >= 0 else 65_536][:65_536]
-    return Mail(head + b"\r\n\r\n").subject[:998]
+    return Mail(head + b"\r\n\r\n").subject[:SUBJECT_CHARS]

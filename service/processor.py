@@ -40,7 +40,7 @@ from service.actions import (
     subject_of,
     unscanned,
 )
-from service.classifier import Classifier
+from service.classifier import Classified, Classifier
 from service.dynamic_lists import DynamicLists
 from service.metrics import GatewayMetrics
 from service.outbound import DeliveryQueue
@@ -143,13 +143,12 @@ class Processor:
         failing messages had stalled the whole closed-loop benchmark).
         """
         groups = group_by_domain(message.rcpt_tos)
-        subject = subject_of(message.raw)
         try:
-            verdicts = await self._filter(message, groups)
+            verdicts, subject = await self._filter(message, groups)
         except Exception as exc:
             attempt = self.failed.pop(message.id, 0) + 1
             if attempt >= self.max_attempts:
-                return await self._hold_unscanned(message, groups, subject, exc)
+                return await self._hold_unscanned(message, groups, subject_of(message.raw), exc)
             log.warning(
                 "filtering failed (attempt %d of %d), trying again: %r",
                 attempt, self.max_attempts, exc, extra={"queue_id": message.id},
@@ -185,9 +184,7 @@ class Processor:
         log.error("held as unscanned: %s", reason, extra={"queue_id": message.id})
         return self._queue(recorded)
 
-    async def _filter(
-        self, message: Spooled, groups: dict[str, tuple[str, ...]]
-    ) -> list[tuple[Verdict, float]]:
+    async def _filter(self, message: Spooled, groups: dict[str, tuple[str, ...]]) -> Classified:
         envelope = Envelope(message.client_ip, message.helo, message.mail_from, message.rcpt_tos)
         outbound = message.direction is Direction.OUTBOUND
         started = time.perf_counter()
@@ -199,10 +196,10 @@ class Processor:
             self.metrics.dns_lookup(result.zone, result.seconds, result.status)
         if outbound:
             # The sender's customer policy judges the whole message, for every recipient domain.
-            verdicts = await self.classifier.classify(
+            verdicts, subject = await self.classifier.classify(
                 message.raw, envelope, [message.rcpt_tos], facts, outbound=True
             )
-            return verdicts * len(groups)
+            return verdicts * len(groups), subject
         return await self.classifier.classify(message.raw, envelope, list(groups.values()), facts)
 
     async def _record(

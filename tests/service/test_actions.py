@@ -3,8 +3,11 @@ the message's own delivery (which may have been held)."""
 
 from __future__ import annotations
 
+import pytest
+
+from filters.mail import Mail
 from filters.verdict import Action, Category, Verdict
-from service.actions import decide
+from service.actions import SUBJECT_CHARS, decide, subject_of
 from service.rewrite import COPY_HEADER
 from store.records import DeliveryKind, Spooled
 
@@ -23,3 +26,21 @@ def test_copies_are_marked_and_the_delivery_is_not() -> None:
     kinds = {item.kind: item.prefix for item in items}
     assert COPY_HEADER.encode() not in kinds[DeliveryKind.DELIVER]
     assert COPY_HEADER.encode() in kinds[DeliveryKind.COPY]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: Quarterly planning\r\nFrom: a@b.test\r\n\r\nbody\r\n",
+        b"Subject: =?utf-8?q?caf=C3=A9_au_lait?=\r\n\r\nbody\r\n",
+        b"Subject: folded\r\n  over two lines\r\n\r\nbody\r\n",
+        b"From: a@b.test\r\n\r\nno subject\r\n",
+        b"Subject: bare LF line ends\n\nbody\n",
+        b"Subject: " + b"x" * 2000 + b"\r\n\r\nbody\r\n",
+        b"Subject: =?bogus?q?broken?=\r\n\r\nSubject: in the body\r\n",
+    ],
+)
+def test_the_filter_workers_subject_is_the_one_the_gateway_would_read(raw: bytes) -> None:
+    """The outcome records the Subject the filter worker read from the whole message; a
+    message that fails filtering gets it from ``subject_of``, which reads the header only."""
+    assert Mail(raw).subject[:SUBJECT_CHARS] == subject_of(raw)
