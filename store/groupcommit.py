@@ -53,9 +53,6 @@ class GroupCommit(Generic[I, R]):
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def pending(self) -> int:
-        return len(self._pending)
-
     async def submit(self, item: I) -> R:
         """Return ``item``'s result once its transaction committed; raise what it raised.
 
@@ -88,7 +85,7 @@ class GroupCommit(Generic[I, R]):
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
                 return
-            log.info(
+            log.debug(  # a store fault fails every batch: until_written logs it, less often
                 "%s batch of %d failed (%r): writing them one by one", self.op, len(batch), exc
             )
             alone = await self._run(self.op, lambda: [self._alone(item) for item in items])

@@ -49,10 +49,10 @@ def hold(
 ) -> list[list[str]]:
     """Quarantine rows, the quota check, the recipient index and new accounts of a batch.
 
-    As ``store.holding.hold`` does for one message: a domain's quarantine is
-    counted with the new rows in it, and an address is new to the first
-    message of the batch that holds mail for it. Returns, per message of the
-    batch, the addresses given an account.
+    As for each message alone: a domain's quarantine is counted with the new
+    rows in it (``QuarantineUnavailable`` past the smallest quota of the batch's
+    messages held there), and an address is new to the first message of the
+    batch that holds mail for it. Returns, per message, the addresses given an account.
     """
     conn.execute(quarantine.insert(), [_quarantine_row(batch[n], h) for n, h in held])
     quotas: dict[str, int] = {}

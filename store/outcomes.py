@@ -71,8 +71,8 @@ def _mark_filtered(conn: Connection, batch: Sequence[Filtered], lease: Lease) ->
         .values(state=MessageState.FILTERED, lease_owner=None)
     )
     if filtered.rowcount != len(ids):  # a repeated id counts once: recorded alone, it fails
-        lost = ids[0] if len(ids) == 1 else f"{len(ids) - filtered.rowcount} of {len(ids)}"
-        raise LeaseLost(f"message {lost} is no longer leased to {lease.owner}")
+        lost = f"message {ids[0]} is" if len(ids) == 1 else "messages of this batch are"
+        raise LeaseLost(f"{lost} no longer leased to {lease.owner}")
 
 
 def _event_rows(f: Filtered) -> list[dict[str, object]]:
