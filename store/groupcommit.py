@@ -46,6 +46,7 @@ class GroupCommit(Generic[I, R]):
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         """Transactions that committed a batch (tests check items shared one)."""
+        self._writing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"mailmoat-{self.op}")
@@ -75,7 +76,11 @@ class GroupCommit(Generic[I, R]):
             self._wakeup.clear()
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._write(batch)
+                self._writing = True
+                try:
+                    await self._write(batch)
+                finally:
+                    self._writing = False
 
     async def _write(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
@@ -88,7 +93,10 @@ class GroupCommit(Generic[I, R]):
             log.debug(  # a store fault fails every batch: until_written logs it, less often
                 "%s batch of %d failed (%r): writing them one by one", self.op, len(batch), exc
             )
-            alone = await self._run(self.op, lambda: [self._alone(item) for item in items])
+            try:
+                alone = await self._run(self.op, lambda: [self._alone(item) for item in items])
+            except Exception as again:  # the writer itself failed: no caller may hang on it
+                alone = [again] * len(batch)
             for (_, future), outcome in zip(batch, alone, strict=True):
                 _settle(future, outcome)
             return
@@ -103,8 +111,8 @@ class GroupCommit(Generic[I, R]):
             return exc
 
     async def close(self) -> None:
-        """Write what is queued, then stop."""
-        while self._pending and self.running():
+        """Write what is queued and in flight, then stop: no caller is left waiting."""
+        while (self._pending or self._writing) and self.running():
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
