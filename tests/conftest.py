@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from store.store import Store
 from tests.postgres import RUNNING, answers, fresh_database, reset, throwaway_cluster
+from tests.smtpsink import RecordingSink, started_sink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,14 @@ def debian_tool(binary: str, package: str) -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[RecordingSink]:
+    """A running ``RecordingSink`` on 127.0.0.1 (ephemeral port), stopped after the test."""
+    server = started_sink()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

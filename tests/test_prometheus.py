@@ -16,7 +16,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import yaml
 from service.app import Gateway
 from tests.dnsserver import DnsServer
 from tests.service.gatewayfixtures import POLICY, gateway_config, message, send
-from tests.smtpsink import RecordingSink, started_sink
+from tests.smtpsink import RecordingSink
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/mailmoat-sla.json"
@@ -85,13 +85,6 @@ def prometheus_config(directory: Path, gateway: Gateway, blackbox: int) -> Path:
 def dns() -> Iterator[DnsServer]:
     with DnsServer() as server:
         yield server
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RecordingSink]:
-    server = started_sink()
-    yield server
-    server.stop()
 
 
 def daemon(args: list[str], log: Path) -> subprocess.Popen[bytes]:

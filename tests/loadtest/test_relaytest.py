@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,7 @@ from service.cli import main
 from service.problems import install_problem_handlers
 from store.principal import Principal
 from tests.service.gatewayfixtures import gateway_config
-from tests.smtpsink import RecordingSink, started_sink
+from tests.smtpsink import RecordingSink
 
 PLAIN_LOCAL = re.compile(r"[a-z0-9._+-]+@acme\.test", re.IGNORECASE)
 
@@ -96,13 +96,6 @@ async def test_a_closed_server_refuses_every_probe(closed_server: tuple[str, int
     assert not report.open_relay and report.accepted == []
     assert len(report.outcomes) == len(relay_probes("acme.test"))
     assert all(o.code is not None and o.code >= 500 for o in report.outcomes)
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RecordingSink]:
-    server = started_sink()
-    yield server
-    server.stop()
 
 
 async def test_the_gateway_itself_is_no_open_relay(tmp_path: Path, sink: RecordingSink) -> None:

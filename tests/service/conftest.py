@@ -11,17 +11,9 @@ import pytest
 
 from service.app import Gateway
 from tests.service.gatewayfixtures import gateway_config
-from tests.smtpsink import RecordingSink, started_sink
+from tests.smtpsink import RecordingSink
 
 Start = Callable[..., Awaitable[Gateway]]
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RecordingSink]:
-    """A running ``RecordingSink`` on 127.0.0.1 (ephemeral port), stopped after the test."""
-    server = started_sink()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

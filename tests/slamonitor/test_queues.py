@@ -21,7 +21,7 @@ from store.sla_tables import availability as availability_table
 from store.store import Store
 from store.writer import StoreWriter
 from tests.slamonitor.conftest import NOV
-from tests.smtpsink import RecordingSink, started_sink
+from tests.smtpsink import RecordingSink
 
 
 @pytest.fixture
@@ -31,13 +31,6 @@ async def writer(store: Store) -> AsyncIterator[StoreWriter]:
     running.start()
     yield running
     await running.close()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RecordingSink]:
-    server = started_sink()
-    yield server
-    server.stop()
 
 
 class Clock:

@@ -25,7 +25,7 @@ from store.store import Store
 from store.writer import StoreWriter
 from tests.slamonitor.conftest import NOV, event, insert
 from tests.slamonitor.test_queues import Clock
-from tests.smtpsink import RecordingSink, started_sink
+from tests.smtpsink import RecordingSink
 
 LEASE = 60.0
 INTERVAL = 30.0
@@ -65,13 +65,6 @@ class Node:
 
     async def mail(self, to: str, subject: str, body: str) -> None:
         self.sent.append(subject)
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RecordingSink]:
-    server = started_sink()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
