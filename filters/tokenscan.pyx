@@ -260,9 +260,7 @@ def add_mime_structure(set out, bytes lowered):
     cdef Py_ssize_t n = len(lowered), at, i, j, k
     at = lowered.find(b"content-type:")
     while at >= 0:
-        i = at + 13
-        while i < n and (raw[i] == 32 or raw[i] == 9):
-            i += 1
+        i = _blanks(raw, at + 13, n)
         j = _run(raw, i, n, b"-")
         if i < j <= i + 30 and j < n and raw[j] == 47:  # "/"
             k = _run(raw, j + 1, n, b".+-")
@@ -272,30 +270,40 @@ def add_mime_structure(set out, bytes lowered):
                 at = lowered.find(b"content-type:", k)
                 continue
         at = lowered.find(b"content-type:", at + 1)
-    at = lowered.find(b"charset=")
+    _add_values(out, lowered, b"charset=", "charset:", True, b".:-", 40)
+    _add_values(out, lowered, b"content-transfer-encoding:", "cte:", False, b"-", 20)
+
+
+cdef inline Py_ssize_t _blanks(const unsigned char* raw, Py_ssize_t i, Py_ssize_t n):
+    """Where the run of spaces and tabs starting at ``i`` ends."""
+    while i < n and (raw[i] == 32 or raw[i] == 9):
+        i += 1
+    return i
+
+
+cdef void _add_values(
+    set out, bytes lowered, bytes literal, str prefix, bint quoted, const char* extra,
+    Py_ssize_t longest,
+) except *:
+    """Add ``prefix + value`` for each ``literal`` followed by one optional quote (``quoted``)
+    or by spaces and tabs, then a value: a run of word characters or ``extra``, cut at
+    ``longest``. Where no value follows, the search goes on one byte later, as findall does.
+    """
+    cdef const unsigned char* raw = lowered
+    cdef Py_ssize_t n = len(lowered), at = lowered.find(literal), i, j
     while at >= 0:
-        i = at + 8
-        if i < n and (raw[i] == 34 or raw[i] == 39):  # a quote
+        i = at + len(literal)
+        if not quoted:
+            i = _blanks(raw, i, n)
+        elif i < n and (raw[i] == 34 or raw[i] == 39):  # a quote
             i += 1
-        j = _run(raw, i, n, b".:-")
+        j = _run(raw, i, n, extra)
         if j > i:
-            j = min(j, i + 40)
-            PySet_Add(out, "charset:" + lowered[i:j].decode("ascii"))
-            at = lowered.find(b"charset=", j)
+            j = min(j, i + longest)
+            PySet_Add(out, prefix + lowered[i:j].decode("ascii"))
+            at = lowered.find(literal, j)
         else:
-            at = lowered.find(b"charset=", at + 1)
-    at = lowered.find(b"content-transfer-encoding:")
-    while at >= 0:
-        i = at + 26
-        while i < n and (raw[i] == 32 or raw[i] == 9):
-            i += 1
-        j = _run(raw, i, n, b"-")
-        if j > i:
-            j = min(j, i + 20)
-            PySet_Add(out, "cte:" + lowered[i:j].decode("ascii"))
-            at = lowered.find(b"content-transfer-encoding:", j)
-        else:
-            at = lowered.find(b"content-transfer-encoding:", at + 1)
+            at = lowered.find(literal, at + 1)
 
 
 cdef inline bint _url_separator(Py_UCS4 c):
