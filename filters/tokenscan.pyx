@@ -35,9 +35,9 @@ cdef inline bint _word(Py_UCS4 c, bint ascii):
     return not ascii and Py_UNICODE_ISALNUM(c)
 
 
-cdef inline bint _regex_word(Py_UCS4 c):
-    """Unicode ``\\w`` itself: what ``\\b`` tells apart (no "$")."""
-    return c != 36 and _word(c, False)
+cdef inline bint _regex_word(Py_UCS4 c, bint ascii):
+    """``\\w`` itself, Unicode or under ``re.ASCII``: what ``\\b`` tells apart (no "$")."""
+    return c != 36 and _word(c, ascii)
 
 
 cdef inline bint _inner(Py_UCS4 c, bint ascii):
@@ -120,11 +120,6 @@ cdef inline bint _digit(Py_UCS4 c):
     return 48 <= c <= 57
 
 
-cdef inline bint _ascii_regex_word(Py_UCS4 c):
-    """``\\w`` under ``re.ASCII``: letters, digits and "_" (no "$")."""
-    return c != 36 and _word(c, True)
-
-
 def add_relays(set out, str value):
     """Add ``ip:a.b.c`` for each IPv4 address in ``value``: the /24 a relay sent from.
 
@@ -141,7 +136,7 @@ cdef void _relays(set out, str value) except *:
     cdef void* data = PyUnicode_DATA(value)
     while s < n:
         if not _digit(PyUnicode_READ(kind, data, s)) or (
-            s > 0 and _ascii_regex_word(PyUnicode_READ(kind, data, s - 1))
+            s > 0 and _regex_word(PyUnicode_READ(kind, data, s - 1), True)
         ):
             s += 1
             continue
@@ -154,7 +149,7 @@ cdef void _relays(set out, str value) except *:
             if j == i or j - i > 3:
                 break
             if group == 3:
-                if j == n or not _ascii_regex_word(PyUnicode_READ(kind, data, j)):
+                if j == n or not _regex_word(PyUnicode_READ(kind, data, j), True):
                     end = j
                 break
             if j == n or PyUnicode_READ(kind, data, j) != 46:  # "."
@@ -219,7 +214,9 @@ def add_tags(set out, str html):
         start = i = i + 1
         while i < n and 97 <= PyUnicode_READ(kind, data, i) <= 122 and i - start < 11:
             i += 1
-        if start < i <= start + 10 and (i == n or not _regex_word(PyUnicode_READ(kind, data, i))):
+        if start < i <= start + 10 and (
+            i == n or not _regex_word(PyUnicode_READ(kind, data, i), False)
+        ):
             PySet_Add(out, "tag:" + html[start:i])
         i = html.find("<", i)
 
